@@ -1,0 +1,3 @@
+"""vllm-chatops: Slack ChatOps for fleets of vLLM inference servers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,187 @@
+"""Settings: environment variables plus an optional YAML file.
+
+Precedence, highest first: environment variables, the YAML file (``--config PATH`` or
+``VLLM_CHATOPS_CONFIG``), built-in defaults. Unknown keys in the file are rejected so a
+typo fails at start instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV_VAR = "VLLM_CHATOPS_CONFIG"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DATABASE_URL = "sqlite:///vllm-chatops.db"
+
+
+def _env(*names: str) -> AliasChoices:
+    """Accept the YAML key (the field name) and the listed environment variable names."""
+    return AliasChoices(*names)
+
+
+class ClusterConfig(BaseModel):
+    """One Kubernetes cluster the bot serves, with the Prometheus that watches it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+    prometheus_url: HttpUrl | None = Field(
+        default=None, description="Defaults to the top-level prometheus_url."
+    )
+    alertmanager_url: HttpUrl | None = Field(
+        default=None, description="Defaults to the top-level alertmanager_url."
+    )
+    kube_context: str | None = Field(
+        default=None, description="kubeconfig context; None with in_cluster=false = current."
+    )
+    in_cluster: bool = Field(
+        default=False, description="Use the pod's service account instead of a kubeconfig."
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_reach_kubernetes(self) -> Self:
+        if self.in_cluster and self.kube_context:
+            raise ValueError(
+                "set either kube_context or in_cluster: true, not both "
+                "(in_cluster uses the pod's service account)"
+            )
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads at start. See README.md, 'Configuration reference'."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", populate_by_name=True, case_sensitive=False, env_prefix=""
+    )
+
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("slack_bot_token", "SLACK_BOT_TOKEN")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("slack_app_token", "SLACK_APP_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("slack_signing_secret", "SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: HttpUrl = Field(
+        default=HttpUrl(DEFAULT_SLACK_API_URL),
+        validation_alias=_env("slack_api_url", "SLACK_API_URL"),
+    )
+    prometheus_url: HttpUrl = Field(
+        default=HttpUrl("http://127.0.0.1:9090"),
+        validation_alias=_env("prometheus_url", "PROMETHEUS_URL"),
+    )
+    alertmanager_url: HttpUrl = Field(
+        default=HttpUrl("http://127.0.0.1:9093"),
+        validation_alias=_env("alertmanager_url", "ALERTMANAGER_URL"),
+    )
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=_env("database_url", "DATABASE_URL"),
+        pattern=r"^(sqlite|postgresql)(\+\w+)?://",
+    )
+    alerts_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("alerts_token", "VLLM_CHATOPS_ALERTS_TOKEN")
+    )
+    default_channel: str | None = Field(
+        default=None, validation_alias=_env("default_channel", "VLLM_CHATOPS_DEFAULT_CHANNEL")
+    )
+    clusters: list[ClusterConfig] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; the environment overrides it.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _cluster_names_unique(self) -> Self:
+        names = [c.name for c in self.clusters]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"cluster names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def effective_clusters(self) -> list[ClusterConfig]:
+        """Clusters with inherited URLs filled in; one implicit 'default' when none are set."""
+        clusters = self.clusters or [ClusterConfig(name="default")]
+        return [
+            c.model_copy(
+                update={
+                    "prometheus_url": c.prometheus_url or self.prometheus_url,
+                    "alertmanager_url": c.alertmanager_url or self.alertmanager_url,
+                }
+            )
+            for c in clusters
+        ]
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator who has to fix it."""
+
+
+_ENV_NAMES = {
+    name: [a for a in field.validation_alias.choices if isinstance(a, str) and a.isupper()]
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.validation_alias, AliasChoices)
+}
+
+
+def _describe(error: Any) -> str:
+    path = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    top = str(error["loc"][0]) if error["loc"] else ""
+    where = f"key '{path}' in the config file"
+    env = _ENV_NAMES.get(top)
+    if env:
+        where += f" or environment variable {env[0]}"
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(sorted(Settings.model_fields))
+        return f"- unknown setting '{path}': remove it or fix its spelling (known: {known})"
+    return f"- {path}: {error['msg']} (input {error.get('input')!r}). Fix: set {where}."
+
+
+def load_settings(config_file: str | Path | None = None) -> Settings:
+    """Build Settings from the environment and an optional YAML file, or raise ConfigError."""
+    path = config_file or os.environ.get(CONFIG_ENV_VAR) or None
+    data: dict[str, Any] = {}
+    if path:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(
+                f"config file {file} does not exist; fix --config or {CONFIG_ENV_VAR}"
+            )
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {file} must hold a mapping of settings at top level")
+        data = loaded
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        source = f" (file {path})" if path else ""
+        lines = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"invalid configuration{source}:\n" + "\n".join(lines)) from exc

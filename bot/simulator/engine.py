@@ -1,0 +1,129 @@
+"""A small fluid model of one vLLM engine: load in, gauges and latency distributions out.
+
+Pure functions over plain dataclasses, so the physics can be tested without a server.
+The numbers are shaped like a 70B model on 4 H100s; what matters is that every metric
+moves the way it does on a real engine when the fleet is healthy or broken.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Z99 = 2.3263  # standard-normal 99th percentile
+
+
+@dataclass
+class EngineProfile:
+    """The conditions a scenario imposes on one replica."""
+
+    arrival_rps: float = 6.0
+    capacity_rps: float = 10.0  # completions per second the engine can sustain
+    max_num_seqs: int = 256
+    scheduler_seq_cap: int | None = None  # a misconfigured, too-small batch limit
+    prompt_median: float = 1200.0
+    prompt_sigma: float = 0.9
+    generation_median: float = 220.0
+    generation_sigma: float = 0.6
+    prefill_tokens_per_s: float = 40_000.0
+    tpot_base_s: float = 0.018
+    tpot_per_running_s: float = 0.00012
+    tpot_factor: float = 1.0  # > 1 when the GPU throttles
+    kv_capacity_tokens: float = 200_000.0
+    kv_floor: float | None = None  # memory pressure: usage pinned at or above this
+    queue_floor: float = 0.0  # extra head-of-line waiting (long prefills)
+    max_waiting: float = 1500.0  # clients give up beyond this: the excess is aborted
+    error_fraction: float = 0.0005
+    abort_fraction: float = 0.002
+    prefix_hit_rate: float = 0.35
+    gpu_memory_utilization: str = "0.9"
+    enable_prefix_caching: str = "True"
+    max_model_len: int = 131_072
+
+
+@dataclass
+class EngineState:
+    """What the engine looks like right now (gauges) and how requests fare (distributions)."""
+
+    waiting: float
+    running: float
+    kv_usage: float
+    served_rps: float
+    aborted_rps: float
+    gpu_util_pct: float
+    prefill_median_s: float
+    queue_wait_s: float
+    ttft_median_s: float
+    tpot_s: float
+    preemptions_per_s: float
+
+
+def lognormal_mean(median: float, sigma: float) -> float:
+    return median * math.exp(sigma * sigma / 2)
+
+
+def lognormal_cdf(x: float, median: float, sigma: float) -> float:
+    if x <= 0:
+        return 0.0
+    return 0.5 * (1.0 + math.erf(math.log(x / median) / (sigma * math.sqrt(2.0))))
+
+
+def step(profile: EngineProfile, waiting: float, load: float, dt: float) -> EngineState:
+    """Advance the queue by ``dt`` seconds at ``load`` times the profile's arrival rate."""
+    arrival = profile.arrival_rps * load
+    prompt_mean = lognormal_mean(profile.prompt_median, profile.prompt_sigma)
+    generation_mean = lognormal_mean(profile.generation_median, profile.generation_sigma)
+    prompt_p99 = profile.prompt_median * math.exp(Z99 * profile.prompt_sigma)
+
+    prefill_median_s = 0.02 + profile.prompt_median / profile.prefill_tokens_per_s
+    prefill_mean_s = 0.02 + prompt_mean / profile.prefill_tokens_per_s
+    batch_limit = min(profile.max_num_seqs, profile.scheduler_seq_cap or profile.max_num_seqs)
+
+    # TPOT depends on the batch, the batch on TPOT: two fixed-point rounds are plenty.
+    running = min(batch_limit, arrival * 6.0)
+    tpot = profile.tpot_base_s
+    service_s = prefill_mean_s
+    for _ in range(2):
+        tpot = (profile.tpot_base_s + profile.tpot_per_running_s * running) * profile.tpot_factor
+        service_s = prefill_mean_s + generation_mean * tpot
+        capacity = min(profile.capacity_rps, batch_limit / service_s)
+        running = min(batch_limit, min(arrival, capacity) * service_s)
+
+    capacity = min(profile.capacity_rps, batch_limit / service_s)
+    rho = arrival / capacity
+    steady_waiting = profile.queue_floor + 6.0 * min(rho, 1.0) ** 6
+    if arrival > capacity:
+        waiting = waiting + (arrival - capacity) * dt
+    else:
+        # drain towards the steady queue at the spare capacity, never below it
+        waiting = max(steady_waiting, waiting - (capacity - arrival) * dt)
+        waiting += (steady_waiting - waiting) * min(1.0, dt / 3.0)
+    aborted = 0.0
+    if waiting > profile.max_waiting:
+        aborted = (waiting - profile.max_waiting) / max(dt, 1e-9)
+        waiting = profile.max_waiting
+    served = min(arrival, capacity) if waiting <= steady_waiting + 1 else capacity
+    if waiting > steady_waiting + 1:
+        running = batch_limit if profile.scheduler_seq_cap else min(batch_limit, served * service_s)
+
+    queue_wait_s = waiting / max(capacity, 1e-6)
+    head_of_line_s = max(0.0, prompt_p99 - 8192) / profile.prefill_tokens_per_s
+    kv_usage = min(1.0, running * (prompt_mean + generation_mean) / profile.kv_capacity_tokens)
+    if profile.kv_floor is not None:
+        kv_usage = max(kv_usage, profile.kv_floor)
+    preemptions = 0.0 if kv_usage < 0.92 else 40.0 * (kv_usage - 0.92) * (1 + running / 64)
+    full_batch = profile.capacity_rps * service_s
+    gpu_util = 100.0 * min(1.0, running / max(full_batch, 1e-6))
+    return EngineState(
+        waiting=waiting,
+        running=running,
+        kv_usage=kv_usage,
+        served_rps=served,
+        aborted_rps=aborted,
+        gpu_util_pct=gpu_util,
+        prefill_median_s=prefill_median_s,
+        queue_wait_s=queue_wait_s,
+        ttft_median_s=prefill_median_s + queue_wait_s + head_of_line_s,
+        tpot_s=tpot,
+        preemptions_per_s=preemptions,
+    )

@@ -1,0 +1,333 @@
+"""Fault scenarios: each one bends a healthy fleet and says exactly what it broke.
+
+A scenario is a function that takes a fleet reset to health, a seeded RNG and the time,
+changes the conditions of some replicas/GPUs, and returns the ground truth: the runbook
+that should catch it, the cause it should name, the action it should recommend and the
+precise faulty targets.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from bot.simulator.engine import EngineProfile
+from bot.simulator.fleet import Fleet, Gpu, Replica
+
+ActionKind = str  # scale | rollback | drain | restart | silence | config | none
+
+
+class Fault(BaseModel):
+    """One faulty thing, named the way the diagnosis should name it."""
+
+    kind: str
+    pod: str | None = None
+    deployment: str | None = None
+    namespace: str | None = None
+    node: str | None = None
+    gpu: str | None = None
+    uuid: str | None = None
+    detail: str = ""
+
+
+class GroundTruth(BaseModel):
+    scenario: str
+    seed: int
+    description: str
+    runbook: str | None = Field(description="The runbook that should diagnose this scenario.")
+    cause: str = Field(description="Finding id the diagnosis should conclude.")
+    action: ActionKind = Field(description="Kind of the recommended remediation.")
+    action_target: str | None = Field(
+        default=None, description="kind/namespace/name or node/name the action applies to."
+    )
+    faults: list[Fault] = Field(default_factory=list)
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    runbook: str | None
+    cause: str
+    action: ActionKind
+    action_target: str | None
+    faults: list[Fault]
+
+
+ScenarioFn = Callable[[Fleet, random.Random, float], Outcome]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    apply: ScenarioFn
+
+
+def _deployment_target(fleet: Fleet, replica: Replica) -> str:
+    return f"deployment/{fleet.namespace}/{replica.deployment}"
+
+
+def _replica_fault(kind: str, replica: Replica, detail: str) -> Fault:
+    return Fault(
+        kind=kind,
+        pod=replica.pod,
+        deployment=replica.deployment,
+        namespace=replica.namespace,
+        node=replica.gpus[0].node,
+        detail=detail,
+    )
+
+
+def _gpu_fault(kind: str, gpu: Gpu, detail: str) -> Fault:
+    replica = gpu.replica
+    return Fault(
+        kind=kind,
+        pod=replica.pod if replica else None,
+        deployment=replica.deployment if replica else None,
+        namespace=replica.namespace if replica else None,
+        node=gpu.node,
+        gpu=str(gpu.index),
+        uuid=gpu.uuid,
+        detail=detail,
+    )
+
+
+def _pick(fleet: Fleet, rng: random.Random, fraction: float) -> list[Replica]:
+    count = max(1, round(len(fleet.replicas) * fraction))
+    return rng.sample(fleet.replicas, count)
+
+
+def _pick_gpu(fleet: Fleet, rng: random.Random) -> Gpu:
+    replica = rng.choice(fleet.replicas)
+    return rng.choice(replica.gpus)
+
+
+def healthy(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    return Outcome(runbook=None, cause="healthy", action="none", action_target=None, faults=[])
+
+
+def underprovisioned(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    deployment = fleet.replicas[0].deployment
+    for r in fleet.replicas:
+        if r.deployment == deployment:
+            r.profile.arrival_rps = r.profile.capacity_rps * 1.6
+    victims = [r for r in fleet.replicas if r.deployment == deployment]
+    return Outcome(
+        runbook="high_latency",
+        cause="under_provisioned",
+        action="scale",
+        action_target=_deployment_target(fleet, victims[0]),
+        faults=[_replica_fault("queue_backlog", r, "arrivals at 1.6x capacity") for r in victims],
+    )
+
+
+def long_prefill(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    for r in fleet.replicas:
+        r.profile.prompt_sigma = 1.7
+        r.profile.queue_floor = 25.0
+        r.profile.arrival_rps = 3.5
+    return Outcome(
+        runbook="high_latency",
+        cause="long_prefills",
+        action="config",
+        action_target=_deployment_target(fleet, fleet.replicas[0]),
+        faults=[
+            _replica_fault("long_prefill", r, "prompt p99 above 50k tokens") for r in fleet.replicas
+        ],
+    )
+
+
+def kv_cache_pressure(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    victims = _pick(fleet, rng, 0.25)
+    for r in victims:
+        r.profile.kv_floor = 0.97
+    return Outcome(
+        runbook="kv_cache_pressure",
+        cause="memory_pressure",
+        action="scale",
+        action_target=_deployment_target(fleet, victims[0]),
+        faults=[_replica_fault("kv_cache_pressure", r, "KV cache >= 0.95") for r in victims],
+    )
+
+
+def underutilized(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    for r in fleet.replicas:
+        r.profile.scheduler_seq_cap = 8
+        r.profile.max_num_seqs = 8
+    return Outcome(
+        runbook="high_latency",
+        cause="scheduling_limited",
+        action="config",
+        action_target=_deployment_target(fleet, fleet.replicas[0]),
+        faults=[
+            _replica_fault("batch_limited", r, "max_num_seqs=8: GPUs idle, queue grows")
+            for r in fleet.replicas
+        ],
+    )
+
+
+def _xid(code: int, *, fatal: bool) -> ScenarioFn:
+    def apply(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+        gpu = _pick_gpu(fleet, rng)
+        gpu.xid = code
+        replica = gpu.replica
+        assert replica is not None
+        if code == 48:
+            gpu.ecc_dbe += 1
+            gpu.uncorrectable_remaps += 1
+            replica.restart(now)
+            replica.profile.error_fraction = 0.2
+        elif code == 79:
+            gpu.fell_off_bus = True
+            replica.permanently_down = True
+        else:  # application error: the engine died and came back; the GPU is fine
+            replica.restart(now)
+        node_target = f"node/{gpu.node}"
+        return Outcome(
+            runbook="gpu_hardware_failure",
+            cause=f"xid_{code}",
+            action="drain" if fatal else "restart",
+            action_target=node_target if fatal else f"pod/{replica.namespace}/{replica.pod}",
+            faults=[_gpu_fault("xid", gpu, f"Xid {code}")],
+        )
+
+    return apply
+
+
+def thermal(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    gpu = _pick_gpu(fleet, rng)
+    replica = gpu.replica
+    assert replica is not None
+    # Ensure the GPU reads 87 °C at this replica's load: offset from its normal temperature.
+    util = replica.state.gpu_util_pct if replica.state else 60.0
+    gpu.temp_offset_c = 87.0 - (34.0 + 0.36 * util)
+    gpu.clock_factor = 0.72
+    replica.profile.tpot_factor = 1.35
+    return Outcome(
+        runbook="gpu_thermal",
+        cause="gpu_overheating",
+        action="drain",
+        action_target=f"node/{gpu.node}",
+        faults=[_gpu_fault("thermal", gpu, "87 C, SM clock throttled")],
+    )
+
+
+def error_burst(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    victims = _pick(fleet, rng, 0.25)
+    for r in victims:
+        r.profile.error_fraction = 0.08
+        r.profile.abort_fraction = 0.05
+    return Outcome(
+        runbook="high_error_rate",
+        cause="replica_errors",
+        action="restart",
+        action_target=_deployment_target(fleet, victims[0]),
+        faults=[_replica_fault("errors", r, "8% errors, 5% aborts") for r in victims],
+    )
+
+
+def oom_crash_loop(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    replica = rng.choice(fleet.replicas)
+    replica.profile.gpu_memory_utilization = "0.98"
+    replica.crash_period_s = 30.0
+    replica.crash_down_s = 10.0
+    replica.crash_epoch = now
+    replica.restart(now)
+    return Outcome(
+        runbook="oom_crashes",
+        cause="oom_crash_loop",
+        action="config",
+        action_target=f"pod/{replica.namespace}/{replica.pod}",
+        faults=[
+            _replica_fault(
+                "crash_loop", replica, "gpu_memory_utilization=0.98; restarts every 30 s"
+            )
+        ],
+    )
+
+
+def fleet_scale(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    """A large healthy fleet hiding one replica under memory pressure (a needle to find)."""
+    needle = rng.choice(fleet.replicas)
+    needle.profile.kv_floor = 0.98
+    return Outcome(
+        runbook="kv_cache_pressure",
+        cause="memory_pressure",
+        action="scale",
+        action_target=_deployment_target(fleet, needle),
+        faults=[_replica_fault("kv_cache_pressure", needle, "KV cache 0.98 on one replica")],
+    )
+
+
+_CATALOGUE: tuple[tuple[str, str, ScenarioFn], ...] = (
+    ("healthy", "Nominal load, no faults.", healthy),
+    (
+        "underprovisioned",
+        "Arrivals exceed capacity: queue grows, TTFT up, GPUs busy.",
+        underprovisioned,
+    ),
+    ("long_prefill", "Huge prompts: TTFT up, queue moderate.", long_prefill),
+    (
+        "kv_cache_pressure",
+        "KV cache >= 0.95 on some replicas, preemptions climbing.",
+        kv_cache_pressure,
+    ),
+    (
+        "underutilized",
+        "max_num_seqs too small: low GPU utilisation, high latency.",
+        underutilized,
+    ),
+    ("xid_48", "Double-bit ECC error on one GPU of one node.", _xid(48, fatal=True)),
+    (
+        "xid_13",
+        "Graphics engine exception (application error); GPU healthy.",
+        _xid(13, fatal=False),
+    ),
+    ("xid_79", "A GPU fell off the bus; its replica is down.", _xid(79, fatal=True)),
+    ("thermal", "One GPU at 87 C, clocks throttled.", thermal),
+    ("error_burst", "Errors and aborted requests on some replicas.", error_burst),
+    (
+        "oom_crash_loop",
+        "One replica OOM-crashing: counters reset, target flapping.",
+        oom_crash_loop,
+    ),
+    ("fleet_scale", "Thousands of healthy replicas; one under memory pressure.", fleet_scale),
+)
+SCENARIOS: dict[str, Scenario] = {name: Scenario(name, text, fn) for name, text, fn in _CATALOGUE}
+
+
+def reset(fleet: Fleet) -> None:
+    """Return every replica and GPU to health; counters keep counting, queues start empty."""
+    for replica in fleet.replicas:
+        replica.profile = EngineProfile()
+        if replica.state is not None:
+            replica.state.waiting = 0.0
+        replica.crash_period_s = None
+        replica.permanently_down = False
+    for node in fleet.nodes:
+        for gpu in node.gpus:
+            gpu.xid = 0
+            gpu.fell_off_bus = False
+            gpu.temp_offset_c = 0.0
+            gpu.clock_factor = 1.0
+
+
+def apply_scenario(fleet: Fleet, name: str, seed: int, now: float) -> GroundTruth:
+    """Reset the fleet to health, then inject scenario ``name``; raises KeyError if unknown."""
+    scenario = SCENARIOS[name]
+    reset(fleet)
+    outcome = scenario.apply(fleet, random.Random(f"{seed}/{name}"), now)
+    return GroundTruth(
+        scenario=name,
+        seed=seed,
+        description=scenario.description,
+        runbook=outcome.runbook,
+        cause=outcome.cause,
+        action=outcome.action,
+        action_target=outcome.action_target,
+        faults=outcome.faults,
+        started_at=now,
+    )

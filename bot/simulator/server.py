@@ -1,0 +1,273 @@
+"""The simulator's HTTP face: one port serving every exporter of the fleet.
+
+Layout (documented in README.md, "Fleet simulator"):
+
+- ``GET /replicas/{pod}/metrics``  one vLLM replica's /metrics (503 while it is down)
+- ``GET /nodes/{node}/metrics``    one node's dcgm-exporter /metrics
+- ``GET /sd/vllm``, ``GET /sd/dcgm`` Prometheus HTTP service discovery: one target per
+  replica / node, each with its own ``__metrics_path__`` and ``instance``, ``namespace``,
+  ``pod``, ``container`` labels, so Prometheus sees one scrape target (and one ``up``
+  series) per exporter, exactly as with Kubernetes service discovery
+- ``GET /scenario``  the ground truth of the running scenario (JSON)
+- ``POST /scenario`` ``{"scenario": NAME, "seed": S}`` switches scenario at run time
+- ``GET /prometheus.yml`` a scrape configuration for this simulator
+- ``GET /healthz``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from bot.simulator.exposition import CONTENT_TYPE
+from bot.simulator.fleet import Fleet
+from bot.simulator.render import node_metrics, replica_metrics
+from bot.simulator.scenarios import SCENARIOS, GroundTruth, apply_scenario
+
+Clock = Callable[[], float]
+
+
+class Simulator:
+    """A fleet, its current scenario and the clock; all mutation happens on one event loop."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        scenario: str,
+        seed: int,
+        *,
+        ecc_counters: bool = True,
+        clock: Clock = time.time,
+    ) -> None:
+        self.fleet = fleet
+        self.clock = clock
+        self.ecc_counters = ecc_counters
+        self.truth: GroundTruth = apply_scenario(fleet, scenario, seed, clock())
+
+    def switch(self, scenario: str, seed: int | None = None) -> GroundTruth:
+        self.truth = apply_scenario(
+            self.fleet, scenario, self.truth.seed if seed is None else seed, self.clock()
+        )
+        return self.truth
+
+    def replica_exposition(self, pod: str) -> str | None:
+        """The replica's metrics text; None while it is down; KeyError if unknown."""
+        replica = self.fleet.replica(pod)
+        if replica is None:
+            raise KeyError(pod)
+        now = self.clock()
+        replica.advance(now)
+        if not replica.available(now):
+            return None
+        return replica_metrics(replica)
+
+    def node_exposition(self, name: str) -> str:
+        node = self.fleet.node(name)
+        if node is None:
+            raise KeyError(name)
+        now = self.clock()
+        for gpu in node.gpus:
+            if gpu.replica is not None:
+                gpu.replica.advance(now)
+        return node_metrics(node, now, ecc_counters=self.ecc_counters)
+
+    def sd_vllm(self, address: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "targets": [address],
+                "labels": {
+                    "__metrics_path__": f"/replicas/{r.pod}/metrics",
+                    "instance": r.instance,
+                    "namespace": r.namespace,
+                    "pod": r.pod,
+                    "container": "vllm",
+                },
+            }
+            for r in self.fleet.replicas
+        ]
+
+    def sd_dcgm(self, address: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "targets": [address],
+                "labels": {"__metrics_path__": f"/nodes/{n.name}/metrics", "instance": n.instance},
+            }
+            for n in self.fleet.nodes
+        ]
+
+
+def scrape_config(base_url: str, interval_s: float = 15.0) -> dict[str, Any]:
+    """A Prometheus configuration that scrapes the simulator like a real fleet."""
+    base = base_url.rstrip("/")
+    interval = f"{interval_s:g}s"
+    timeout = f"{min(interval_s, 10.0):g}s"
+    refresh = f"{max(1.0, min(interval_s, 30.0)):g}s"
+    return {
+        "global": {
+            "scrape_interval": interval,
+            "scrape_timeout": timeout,
+            "evaluation_interval": interval,
+        },
+        "scrape_configs": [
+            {
+                "job_name": "vllm",
+                "http_sd_configs": [{"url": f"{base}/sd/vllm", "refresh_interval": refresh}],
+            },
+            {
+                # dcgm-exporter labels each GPU with the pod using it: keep those labels.
+                "job_name": "dcgm-exporter",
+                "honor_labels": True,
+                "http_sd_configs": [{"url": f"{base}/sd/dcgm", "refresh_interval": refresh}],
+            },
+        ],
+    }
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, indent=2) + "\n", status=status, content_type="application/json"
+    )
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return _json({"error": message, **extra}, status=status)
+
+
+def make_app(sim: Simulator) -> web.Application:
+    routes = web.RouteTableDef()
+
+    def address(request: web.Request) -> str:
+        return request.host
+
+    @routes.get("/")
+    async def index(request: web.Request) -> web.Response:
+        return _json(
+            {
+                "replicas": len(sim.fleet.replicas),
+                "nodes": len(sim.fleet.nodes),
+                "scenario": sim.truth.scenario,
+                "scenarios": sorted(SCENARIOS),
+                "endpoints": [
+                    "/replicas/{pod}/metrics",
+                    "/nodes/{node}/metrics",
+                    "/sd/vllm",
+                    "/sd/dcgm",
+                    "/scenario",
+                    "/prometheus.yml",
+                    "/healthz",
+                ],
+            }
+        )
+
+    @routes.get("/healthz")
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    @routes.get("/replicas/{pod}/metrics")
+    async def replica(request: web.Request) -> web.Response:
+        try:
+            text = sim.replica_exposition(request.match_info["pod"])
+        except KeyError:
+            return _error(404, f"no replica named {request.match_info['pod']!r}")
+        if text is None:
+            return web.Response(status=503, text="engine is down\n")
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    @routes.get("/nodes/{node}/metrics")
+    async def node(request: web.Request) -> web.Response:
+        try:
+            text = sim.node_exposition(request.match_info["node"])
+        except KeyError:
+            return _error(404, f"no node named {request.match_info['node']!r}")
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    @routes.get("/sd/vllm")
+    async def sd_vllm(request: web.Request) -> web.Response:
+        return _json(sim.sd_vllm(address(request)))
+
+    @routes.get("/sd/dcgm")
+    async def sd_dcgm(request: web.Request) -> web.Response:
+        return _json(sim.sd_dcgm(address(request)))
+
+    @routes.get("/scenario")
+    async def get_scenario(request: web.Request) -> web.Response:
+        return _json(sim.truth.model_dump())
+
+    @routes.post("/scenario")
+    async def post_scenario(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, 'body must be JSON: {"scenario": NAME, "seed": INT}')
+        if not isinstance(body, dict) or not isinstance(body.get("scenario"), str):
+            return _error(400, 'body must be {"scenario": NAME, "seed": INT}')
+        seed = body.get("seed")
+        if seed is not None and not isinstance(seed, int):
+            return _error(400, "seed must be an integer")
+        if body["scenario"] not in SCENARIOS:
+            return _error(400, f"unknown scenario {body['scenario']!r}", known=sorted(SCENARIOS))
+        return _json(sim.switch(body["scenario"], seed).model_dump())
+
+    @routes.get("/prometheus.yml")
+    async def prometheus_yml(request: web.Request) -> web.Response:
+        interval = float(request.query.get("interval", "15"))
+        config = scrape_config(f"http://{address(request)}", interval)
+        return web.Response(text=yaml.safe_dump(config, sort_keys=False), content_type="text/yaml")
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+class BackgroundServer:
+    """Serve an aiohttp app on its own thread and event loop (tests, the demo command)."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self._app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1]
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's loop (where the fleet lives) and return its result."""
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
