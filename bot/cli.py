@@ -162,15 +162,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.simulator.prometheus_runner import PrometheusError, PrometheusRunner
+    from bot.simulator.prometheus_runner import PrometheusError, PrometheusRunner, port_or_free
     from bot.simulator.server import BackgroundServer, make_app
 
     console = Console(soft_wrap=True)
     sim = _fleet(args)
-    server = BackgroundServer(make_app(sim), port=args.simulator_port).start()
+    server = BackgroundServer(make_app(sim), port=port_or_free(args.simulator_port)).start()
     try:
         prometheus = PrometheusRunner(
-            server.url, scrape_interval_s=args.scrape_interval, port=args.prometheus_port
+            server.url,
+            scrape_interval_s=args.scrape_interval,
+            port=port_or_free(args.prometheus_port),
         ).start()
     except PrometheusError as exc:
         server.stop()

@@ -28,6 +28,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def port_or_free(port: int, host: str = "127.0.0.1") -> int:
+    """``port`` if nothing listens there, else a free one (the demo must not fail on 9090)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return free_port(host)
+    return port
+
+
 def find_prometheus() -> str | None:
     return shutil.which("prometheus")
 

@@ -1,0 +1,77 @@
+"""Test helpers: a simulated fleet served over HTTP with a real Prometheus scraping it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+from bot.simulator.fleet import build_fleet
+from bot.simulator.prometheus_runner import PrometheusRunner
+from bot.simulator.scenarios import GroundTruth
+from bot.simulator.server import BackgroundServer, Simulator, make_app
+
+T = TypeVar("T")
+
+
+def require_binary(name: str, found: str | None) -> str:
+    """Under CI a missing binary is a failure; on a workstation it skips with the fix."""
+    if found:
+        return found
+    message = (
+        f"'{name}' is not installed (Debian: apt-get install {name}); scripts/install.sh does it"
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def eventually(check: Callable[[], T], timeout_s: float = 30.0, interval_s: float = 0.5) -> T:
+    """Retry ``check`` until it stops raising AssertionError (or returns), then return its value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(interval_s)
+
+
+@dataclass
+class FleetStack:
+    simulator: Simulator
+    server: BackgroundServer
+    prometheus: PrometheusRunner
+
+    def switch(self, scenario: str, seed: int = 7) -> GroundTruth:
+        truth: GroundTruth = self.server.call(lambda: self.simulator.switch(scenario, seed))
+        return truth
+
+    def vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        return [(r["metric"], float(r["value"][1])) for r in self.prometheus.query(promql)]
+
+    def scalar(self, promql: str) -> float:
+        result = self.vector(promql)
+        assert len(result) == 1, f"{promql} returned {len(result)} series: {result}"
+        return result[0][1]
+
+
+def start_stack(binary: str, **fleet_args: Any) -> FleetStack:
+    args: dict[str, Any] = {"replicas": 8, "gpus_per_replica": 4, "seed": 7} | fleet_args
+    fleet = build_fleet(now=time.time(), **args)
+    simulator = Simulator(fleet, "healthy", args["seed"])
+    server = BackgroundServer(make_app(simulator)).start()
+    prometheus = PrometheusRunner(server.url, scrape_interval_s=1.0, binary=binary)
+    try:
+        prometheus.start()
+        prometheus.wait_for_targets(len(fleet.replicas) + len(fleet.nodes))
+    except Exception:
+        prometheus.stop()
+        server.stop()
+        raise
+    return FleetStack(simulator, server, prometheus)
