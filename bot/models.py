@@ -1,0 +1,97 @@
+"""Pure data models shared by the diagnosis engine, the CLI and (later) Slack rendering."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["ok", "warn", "crit", "unknown"]
+ActionKind = Literal["scale", "rollback", "drain", "restart", "silence", "config"]
+
+# Worst-first ordering for summarising: a critical result outranks an unknown one, which
+# outranks a warning (we could not look, so we cannot call it fine).
+_STATUS_RANK: dict[str, int] = {"ok": 0, "warn": 1, "unknown": 2, "crit": 3}
+
+
+def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
+    """The most severe of ``statuses``; ``ok`` for none."""
+    if not statuses:
+        return "ok"
+    return max(statuses, key=lambda s: _STATUS_RANK[s])
+
+
+def status_rank(status: Status) -> int:
+    return _STATUS_RANK[status]
+
+
+class Scope(BaseModel):
+    """Where to look: label matchers (namespace, model_name, pod, node, …) plus the cluster."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cluster: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    pods: tuple[str, ...] | None = Field(
+        default=None, description="Pods on the scope's node, resolved before querying vLLM."
+    )
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in sorted(self.labels.items())]
+        if self.cluster:
+            parts.insert(0, f"cluster={self.cluster}")
+        return " ".join(parts) or "whole fleet"
+
+
+class Offender(BaseModel):
+    """One target that crossed a threshold (or the worst few when none did)."""
+
+    target: dict[str, str]
+    value: float
+    status: Status
+
+    def name(self) -> str:
+        for key in ("pod", "node", "instance"):
+            if key in self.target:
+                extra = f" gpu {self.target['gpu']}" if "gpu" in self.target else ""
+                return self.target[key] + extra
+        return ",".join(f"{k}={v}" for k, v in self.target.items()) or "fleet"
+
+
+class CheckResult(BaseModel):
+    id: str
+    title: str
+    status: Status
+    value: float | None = None
+    unit: str = ""
+    summary: str
+    offenders: list[Offender] = Field(default_factory=list)
+    queries: list[str] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+class Finding(BaseModel):
+    id: str
+    severity: Status
+    summary: str
+    targets: list[str] = Field(default_factory=list)
+
+
+class RecommendedAction(BaseModel):
+    kind: ActionKind
+    target: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    reason: str
+
+
+class Diagnosis(BaseModel):
+    runbook: str
+    title: str
+    scope: Scope
+    status: Status
+    checks: list[CheckResult]
+    findings: list[Finding]
+    actions: list[RecommendedAction]
+    remediation: str
+    duration_s: float

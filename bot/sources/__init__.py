@@ -1,0 +1,1 @@
+"""The only modules that talk to the outside world (Prometheus, Alertmanager, Kubernetes)."""

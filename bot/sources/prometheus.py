@@ -1,0 +1,86 @@
+"""Prometheus access through prometheus-api-client, made async, bounded and failure-safe.
+
+Every query has a deadline; a slow or unreachable Prometheus raises ``MetricsError`` with
+a reason a person can act on. Nothing here retries forever or blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: dict[str, str]
+    value: float
+
+
+class MetricsError(Exception):
+    """A query that could not be answered: unreachable, refused, too slow or invalid."""
+
+
+class MetricsSource(Protocol):
+    async def query(self, promql: str) -> list[Sample]: ...
+
+
+def parse_vector(result: Any) -> list[Sample]:
+    """Instant-vector JSON → samples; NaN values (no data in a quantile) are dropped."""
+    if not isinstance(result, list):
+        raise MetricsError(f"expected an instant vector, got {type(result).__name__}")
+    samples: list[Sample] = []
+    for item in result:
+        value = float(item["value"][1])
+        if not math.isnan(value):
+            samples.append(Sample(labels=dict(item.get("metric", {})), value=value))
+    return samples
+
+
+class PrometheusSource:
+    """Instant queries against one Prometheus, run on a private thread pool."""
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0, max_concurrency: int = 16) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        session = requests.Session()
+        # Quick retries for a blip; the per-query deadline bounds the total.
+        retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(502, 503, 504))
+        adapter = HTTPAdapter(pool_maxsize=max_concurrency, max_retries=retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._client = PrometheusConnect(
+            url=self.url, session=session, timeout=max(1, math.ceil(timeout_s))
+        )
+        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="prometheus")
+
+    def _query(self, promql: str) -> Any:
+        params = {"timeout": f"{self.timeout_s:g}s"}
+        return self._client.custom_query(promql, params=params)
+
+    async def query(self, promql: str) -> list[Sample]:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._query, promql)
+        try:
+            raw = await asyncio.wait_for(future, timeout=self.timeout_s + 1.0)
+        except TimeoutError as exc:
+            raise MetricsError(
+                f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s"
+            ) from exc
+        except PrometheusApiClientException as exc:
+            raise MetricsError(f"Prometheus at {self.url} refused the query: {exc}") from exc
+        except requests.RequestException as exc:
+            reason = type(exc).__name__.replace("Error", " error").strip()
+            raise MetricsError(f"cannot reach Prometheus at {self.url} ({reason})") from exc
+        return parse_vector(raw)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
