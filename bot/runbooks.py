@@ -135,18 +135,44 @@ class Rule(_Strict):
 
 
 class AlertSpec(_Strict):
-    """A Prometheus alert exported from this runbook; ``{threshold}`` comes from ``check``."""
+    """A Prometheus alert exported from this runbook.
+
+    With ``check``, one rule per level, ``{threshold}`` filled with that check's warn/crit
+    level (the same levels the diagnosis applies). Without, ``expr`` is complete and
+    ``levels`` names the single severity it fires at.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    check: str
+    check: str | None = None
     expr: str
     for_: str = Field(default="5m", alias="for", pattern=r"^\d+[smh]$")
     levels: tuple[Literal["warning", "critical"], ...] = Field(
         default=("warning", "critical"), min_length=1
     )
     summary: str
+    description: str = ""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _threshold_source(self) -> AlertSpec:
+        has_placeholder = "{threshold}" in self.expr
+        if self.check is None:
+            if has_placeholder:
+                raise ValueError(f"alert {self.name}: {{threshold}} needs a check to come from")
+            if len(self.levels) != 1:
+                raise ValueError(f"alert {self.name}: without a check, give exactly one level")
+            return self
+        check = REGISTRY.get(self.check)
+        if check is None or check.thresholds is None:
+            with_levels = sorted(k for k, c in REGISTRY.items() if c.thresholds)
+            raise ValueError(
+                f"alert {self.name}: check {self.check!r} has no thresholds; "
+                f"use one of {', '.join(with_levels)}"
+            )
+        if not has_placeholder:
+            raise ValueError(f"alert {self.name}: expr must contain {{threshold}}")
+        return self
 
 
 class Link(_Strict):
@@ -200,16 +226,6 @@ class Runbook(_Strict):
                         f"rule {rule.id}: action target uses check "
                         f"{m.group('check')!r} which the runbook does not run"
                     )
-        for alert in self.alerts:
-            check = REGISTRY.get(alert.check)
-            if check is None or check.thresholds is None:
-                with_levels = sorted(k for k, c in REGISTRY.items() if c.thresholds)
-                raise ValueError(
-                    f"alert {alert.name}: check {alert.check!r} has no thresholds; "
-                    f"use one of {', '.join(with_levels)}"
-                )
-            if "{threshold}" not in alert.expr:
-                raise ValueError(f"alert {alert.name}: expr must contain {{threshold}}")
         return self
 
     def check_params(self, check_id: str) -> dict[str, Any]:
