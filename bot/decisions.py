@@ -118,7 +118,11 @@ def _targets(spec: ActionSpec, scope: Scope, results: Mapping[str, CheckResult])
         value = result.facts.get(m.group("fact")) or []
         return [str(v) for v in value][:MAX_TARGETS_PER_ACTION] if isinstance(value, list) else []
     kind = m.group("kind")
-    ranked = sorted(result.offenders, key=lambda o: -status_rank(o.status))
+    # Act on what crossed a threshold; a workload may still come from the worst few.
+    ranked = [o for o in result.offenders if o.status != "ok"]
+    if kind == "deployment" and not ranked:
+        ranked = list(result.offenders)
+    ranked.sort(key=lambda o: -status_rank(o.status))
     out: list[str] = []
     for offender in ranked:
         t = offender.target

@@ -51,11 +51,13 @@ class Offender(BaseModel):
     status: Status
 
     def name(self) -> str:
+        t = self.target
+        if "gpu" in t and "node" in t:
+            return f"{t['node']} GPU {t['gpu']}"
         for key in ("pod", "node", "instance"):
-            if key in self.target:
-                extra = f" gpu {self.target['gpu']}" if "gpu" in self.target else ""
-                return self.target[key] + extra
-        return ",".join(f"{k}={v}" for k, v in self.target.items()) or "fleet"
+            if key in t:
+                return t[key]
+        return ",".join(f"{k}={v}" for k, v in t.items()) or "fleet"
 
 
 class CheckResult(BaseModel):

@@ -1,26 +1,37 @@
-"""Share of finished requests that ended in error or abort, per replica."""
+"""Share of requests failing on the server side, per replica.
 
-from bot.checks.base import REPLICA_LABELS, Check, CheckContext, gauge_check
-from bot.checks.names import REQUEST_SUCCESS
+Server errors as clients see them (HTTP 5xx on the OpenAI endpoints); replicas without
+the HTTP instrumentator fall back to engine outcomes (``finished_reason`` error/abort).
+Client aborts alone are not errors: people close tabs.
+"""
+
+from bot.checks.base import Check, CheckContext, gauge_check
+from bot.checks.names import HTTP_REQUESTS, REQUEST_SUCCESS
 from bot.models import CheckResult
 from bot.promql import rate_by
 
 ID, TITLE = "error_rate", "Error rate"
+# HTTP series carry no model_name: both ratios must share one label set to merge per replica.
+BY = "namespace, pod, instance"
+API = 'handler=~"/v1/.*"'
 
 
 async def run(ctx: CheckContext) -> CheckResult:
-    failed = rate_by(
-        REQUEST_SUCCESS, ctx.scope, ctx.window, REPLICA_LABELS, 'finished_reason=~"error|abort"'
+    s, w = ctx.scope, ctx.window
+    http_failed = rate_by(HTTP_REQUESTS, s, w, BY, f'{API},status="5xx"')
+    http_all = rate_by(HTTP_REQUESTS, s, w, BY, API)
+    engine_failed = rate_by(
+        REQUEST_SUCCESS, s, w, BY, 'finished_reason=~"error|abort"'
     )
-    finished = rate_by(REQUEST_SUCCESS, ctx.scope, ctx.window, REPLICA_LABELS)
+    engine_all = rate_by(REQUEST_SUCCESS, s, w, BY)
     return await gauge_check(
         ctx,
         check_id=ID,
         title=TITLE,
         what="Errors",
-        expr=f"({failed} / {finished})",
+        expr=f"(({http_failed} / {http_all}) or ({engine_failed} / {engine_all}))",
         unit="ratio",
-        missing=f"no {REQUEST_SUCCESS} traffic in scope over {ctx.window}",
+        missing=f"no {HTTP_REQUESTS} nor {REQUEST_SUCCESS} traffic in scope over {w}",
     )
 
 

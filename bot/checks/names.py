@@ -13,6 +13,7 @@ TPOT_BUCKET = (
 )
 PROMPT_LEN_BUCKET = "vllm:request_prompt_tokens_bucket"
 CACHE_CONFIG = "vllm:cache_config_info"
+HTTP_REQUESTS = "http_requests_total"
 
 GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
 GPU_TEMP = "DCGM_FI_DEV_GPU_TEMP"

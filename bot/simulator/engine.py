@@ -103,8 +103,8 @@ def step(profile: EngineProfile, waiting: float, load: float, dt: float) -> Engi
         aborted = (waiting - profile.max_waiting) / max(dt, 1e-9)
         waiting = profile.max_waiting
     served = min(arrival, capacity) if waiting <= steady_waiting + 1 else capacity
-    if waiting > steady_waiting + 1:
-        running = batch_limit if profile.scheduler_seq_cap else min(batch_limit, served * service_s)
+    if waiting > steady_waiting + 1 and profile.scheduler_seq_cap:
+        running = batch_limit  # a scheduler cap refills every freed slot at once
 
     queue_wait_s = waiting / max(capacity, 1e-6)
     head_of_line_s = max(0.0, prompt_p99 - 8192) / profile.prefill_tokens_per_s

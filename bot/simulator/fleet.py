@@ -150,6 +150,9 @@ class Replica:
             profile.kv_floor = min(0.99, 0.55 + 0.45 * life)
         waiting = self.state.waiting if self.state else 0.0
         state = step(profile, waiting, self._load(now), dt)
+        if profile.scheduler_seq_cap is None:
+            # requests finish one by one: the batch breathes around its mean
+            state.running = min(profile.max_num_seqs, state.running * self.rng.uniform(0.95, 1.05))
         self.state = state
         self._integrate(state, dt)
 

@@ -240,7 +240,7 @@ def oom_crash_loop(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
         runbook="oom_crashes",
         cause="oom_crash_loop",
         action="config",
-        action_target=f"pod/{replica.namespace}/{replica.pod}",
+        action_target=_deployment_target(fleet, replica),
         faults=[
             _replica_fault(
                 "crash_loop", replica, "gpu_memory_utilization=0.98; restarts every 30 s"
