@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from bot.config import ConfigError, load_settings
 from bot.simulator.fleet import build_fleet
@@ -176,7 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ).start()
     except PrometheusError as exc:
         server.stop()
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         return EXIT_PROBLEM
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -221,10 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
     except UsageError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
 
 

@@ -20,6 +20,7 @@ from pydantic import (
     HttpUrl,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -116,13 +117,14 @@ class Settings(BaseSettings):
         # The YAML file arrives as init kwargs; the environment overrides it.
         return env_settings, init_settings
 
-    @model_validator(mode="after")
-    def _cluster_names_unique(self) -> Self:
-        names = [c.name for c in self.clusters]
+    @field_validator("clusters")
+    @classmethod
+    def _cluster_names_unique(cls, clusters: list[ClusterConfig]) -> list[ClusterConfig]:
+        names = [c.name for c in clusters]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"cluster names must be unique; repeated: {', '.join(duplicates)}")
-        return self
+        return clusters
 
     def effective_clusters(self) -> list[ClusterConfig]:
         """Clusters with inherited URLs filled in; one implicit 'default' when none are set."""
@@ -147,19 +149,31 @@ _ENV_NAMES = {
     for name, field in Settings.model_fields.items()
     if isinstance(field.validation_alias, AliasChoices)
 }
+_SECRET_FIELDS = {
+    name for name, field in Settings.model_fields.items() if field.annotation == SecretStr | None
+}
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model that owns the last key of ``loc`` (Settings, or a nested ClusterConfig)."""
+    return ClusterConfig if len(loc) > 1 and loc[0] == "clusters" else Settings
 
 
 def _describe(error: Any) -> str:
-    path = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    top = str(error["loc"][0]) if error["loc"] else ""
+    loc = tuple(error["loc"])
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    top = str(loc[0]) if loc else ""
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(sorted(_model_at(loc).model_fields))
+        return f"- unknown setting '{path}': remove it or fix its spelling (known: {known})"
     where = f"key '{path}' in the config file"
     env = _ENV_NAMES.get(top)
     if env:
         where += f" or environment variable {env[0]}"
-    if error["type"] == "extra_forbidden":
-        known = ", ".join(sorted(Settings.model_fields))
-        return f"- unknown setting '{path}': remove it or fix its spelling (known: {known})"
-    return f"- {path}: {error['msg']} (input {error.get('input')!r}). Fix: set {where}."
+    value = error.get("input")
+    # Never echo secrets or whole sub-trees (they may hold secrets) back to the terminal.
+    shown = "" if top in _SECRET_FIELDS or isinstance(value, dict | list) else f" (input {value!r})"
+    return f"- {path}: {error['msg']}{shown}. Fix: set {where}."
 
 
 def load_settings(config_file: str | Path | None = None) -> Settings:
@@ -178,6 +192,11 @@ def load_settings(config_file: str | Path | None = None) -> Settings:
             raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {file} must hold a mapping of settings at top level")
+        bad_keys = [k for k in loaded if not isinstance(k, str)]
+        if bad_keys:
+            raise ConfigError(
+                f"config file {file}: setting names must be strings, got {bad_keys[0]!r}"
+            )
         data = loaded
     try:
         return Settings(**data)

@@ -299,13 +299,6 @@ def test_unknown_key_is_rejected_with_the_known_keys_listed(tmp_path: Path) -> N
         assert field in known
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bot.config._describe lists Settings' top-level fields for every "
-    "extra_forbidden error, so a typo inside a cluster ('clusters.0.kubecontext') is "
-    "answered with 'known: alertmanager_url, alerts_token, clusters, …' instead of the "
-    "cluster keys name, prometheus_url, alertmanager_url, kube_context, in_cluster",
-)
 def test_unknown_cluster_key_lists_the_cluster_keys(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, "clusters:\n  - name: a\n    kubecontext: x\n"))
     assert "clusters.0.kubecontext" in message
@@ -323,13 +316,6 @@ def test_duplicate_cluster_names_are_rejected(tmp_path: Path) -> None:
     assert "gpu-west," not in message.split("repeated:", 1)[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the duplicate-name check is a model-level validator, so pydantic reports it "
-    "at loc () with the whole settings input; _describe prints that input, which leaks "
-    "every secret (file or environment) into the error, and tells the operator to "
-    "'set key (top level)' instead of naming `clusters`",
-)
 def test_duplicate_cluster_error_names_clusters_and_hides_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -403,12 +389,6 @@ def test_invalid_yaml(tmp_path: Path) -> None:
     assert "line" in message  # PyYAML says where
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: load_settings passes the YAML mapping as **kwargs, so a non-string key "
-    "(e.g. `1: x` or `null: x`) raises TypeError('keywords must be strings') instead of "
-    "ConfigError; `vllm-chatops config check` then dies with a traceback",
-)
 def test_non_string_keys_are_a_config_error(tmp_path: Path) -> None:
     config_error(write(tmp_path, "1: x\n"))
 
@@ -509,12 +489,6 @@ def test_config_check_shows_the_implicit_default_cluster(
     assert [c["name"] for c in data["clusters"]] == ["default"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bot.cli.main prints the ConfigError with rich markup enabled, so text from "
-    "the operator's file is parsed as markup: a value such as '[/x]' raises "
-    "rich.errors.MarkupError (traceback, exit 1 instead of 2) and '[bold]' would vanish",
-)
 def test_config_check_prints_values_that_look_like_markup(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,7 +58,7 @@ class Gpu:
     replica: Replica | None = None
     xid: int = 0
     fell_off_bus: bool = False
-    temp_offset_c: float = 0.0
+    temp_override_c: float | None = None  # a cooling fault holds the GPU at this temperature
     clock_factor: float = 1.0
     pcie_replays: float = 0.0
     correctable_remaps: float = 0.0
@@ -292,11 +292,17 @@ def build_fleet(
         nodes.append(Node(name=name, gpus=gpus, legacy=rng.random() < legacy_fraction))
 
     fleet_replicas: list[Replica] = []
+    taken: set[str] = set()
     for i in range(replicas):
         model = models[i * len(models) // replicas]
         deployment = f"vllm-{_slug(model)}"
         template_hash = _token(seed, deployment, alphabet="0123456789bcdf", n=10)
         pod = f"{deployment}-{template_hash}-{_token(seed, i)}"
+        salt = 0
+        while pod in taken:  # 5 characters collide at fleet scale: draw again
+            salt += 1
+            pod = f"{deployment}-{template_hash}-{_token(seed, i, salt)}"
+        taken.add(pod)
         replica = Replica(
             pod=pod,
             deployment=deployment,

@@ -127,7 +127,9 @@ def node_metrics(node: Node, now: float, *, ecc_counters: bool = True) -> str:
         if busy and replica is not None and replica.state is not None:
             util = min(100.0, max(0.0, replica.state.gpu_util_pct + replica.rng.uniform(-2, 2)))
         jitter = replica.rng.uniform(-0.8, 0.8) if replica else 0.0
-        temp = 34.0 + 0.36 * util + gpu.temp_offset_c + jitter
+        temp = 34.0 + 0.36 * util + jitter
+        if gpu.temp_override_c is not None:
+            temp = gpu.temp_override_c + jitter / 2
         clock = (345.0 if util < 1 else 1980.0) * gpu.clock_factor
         fb_used = 0.0
         if busy and replica is not None:
@@ -138,7 +140,7 @@ def node_metrics(node: Node, now: float, *, ecc_counters: bool = True) -> str:
         w.sample(m.FB_USED, labels, fb_used)
         w.sample(m.FB_FREE, labels, m.GPU_FRAMEBUFFER_MIB - fb_used)
         w.sample(m.GPU_TEMP, labels, round(temp))
-        w.sample(m.MEMORY_TEMP, labels, round(temp + 6.0 + gpu.temp_offset_c * 0.5))
+        w.sample(m.MEMORY_TEMP, labels, round(temp + 6.0))
         w.sample(m.POWER, labels, round(72.0 + 5.9 * util * gpu.clock_factor, 3))
         w.sample(m.SM_CLOCK, labels, round(clock))
         w.sample(m.XID, labels | _xid_detail(node, gpu), float(gpu.xid))

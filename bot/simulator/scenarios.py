@@ -201,9 +201,7 @@ def thermal(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
     gpu = _pick_gpu(fleet, rng)
     replica = gpu.replica
     assert replica is not None
-    # Ensure the GPU reads 87 °C at this replica's load: offset from its normal temperature.
-    util = replica.state.gpu_util_pct if replica.state else 60.0
-    gpu.temp_offset_c = 87.0 - (34.0 + 0.36 * util)
+    gpu.temp_override_c = 87.0
     gpu.clock_factor = 0.72
     replica.profile.tpot_factor = 1.35
     return Outcome(
@@ -311,7 +309,7 @@ def reset(fleet: Fleet) -> None:
         for gpu in node.gpus:
             gpu.xid = 0
             gpu.fell_off_bus = False
-            gpu.temp_offset_c = 0.0
+            gpu.temp_override_c = None
             gpu.clock_factor = 1.0
 
 

@@ -209,7 +209,7 @@ def make_app(sim: Simulator) -> web.Application:
         if not isinstance(body, dict) or not isinstance(body.get("scenario"), str):
             return _error(400, 'body must be {"scenario": NAME, "seed": INT}')
         seed = body.get("seed")
-        if seed is not None and not isinstance(seed, int):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             return _error(400, "seed must be an integer")
         if body["scenario"] not in SCENARIOS:
             return _error(400, f"unknown scenario {body['scenario']!r}", known=sorted(SCENARIOS))
@@ -217,7 +217,12 @@ def make_app(sim: Simulator) -> web.Application:
 
     @routes.get("/prometheus.yml")
     async def prometheus_yml(request: web.Request) -> web.Response:
-        interval = float(request.query.get("interval", "15"))
+        try:
+            interval = float(request.query.get("interval", "15"))
+        except ValueError:
+            interval = -1.0
+        if not 0.1 <= interval <= 3600:
+            return _error(400, "interval must be a number of seconds between 0.1 and 3600")
         config = scrape_config(f"http://{address(request)}", interval)
         return web.Response(text=yaml.safe_dump(config, sort_keys=False), content_type="text/yaml")
 

@@ -493,13 +493,6 @@ def test_pod_names_look_like_a_deployment_and_are_unique() -> None:
     assert len({r.instance for r in fleet.replicas}) == 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: build_fleet draws each pod suffix as a 5-character hash of (seed, index) "
-    "without checking for collisions; at fleet_scale's 2000 replicas roughly 1 seed in 8 "
-    "gives two replicas the same pod name (seed 11: '...-4ldf6'), so Fleet.replica() "
-    "shadows one and /sd/vllm lists two targets with the same instance",
-)
 def test_pod_names_are_unique_at_fleet_scale() -> None:
     fleet = build_fleet(replicas=2000, gpus_per_replica=4, seed=11, now=T0)
     assert len({r.pod for r in fleet.replicas}) == 2000

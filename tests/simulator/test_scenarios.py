@@ -232,14 +232,6 @@ def test_thermal_gpu_runs_hot_and_throttles_while_the_rest_stay_cool(fleet: Flee
                         assert clock > 1900
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: thermal() sets the GPU's temperature offset once from the replica's "
-    "utilisation at injection; the reading then follows the load wave and jitter, so the "
-    "'87 C' GPU drifts between about 82 and 92 C within ten minutes (seed 0 reads 89 C "
-    "55 s after injection; seeds 1 and 2 fall to 82 C, below the checklist's 85 C "
-    "critical threshold, so a thermal alert on the faulty GPU can resolve by itself)",
-)
 def test_thermal_gpu_stays_at_87_degrees() -> None:
     for seed in range(4):
         fleet = build_fleet(replicas=4, gpus_per_replica=4, seed=seed, now=T0)

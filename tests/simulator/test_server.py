@@ -188,11 +188,6 @@ def test_unknown_scenario_is_400_and_lists_the_known_ones(served: Served) -> Non
     assert served.truth()["scenario"] == "healthy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: POST /scenario checks the seed with isinstance(seed, int), and bool is a "
-    "subclass of int, so {'seed': true} is accepted and silently used as seed 1",
-)
 def test_boolean_seed_is_rejected(served: Served) -> None:
     response = served.http.post("/scenario", json={"scenario": "xid_48", "seed": True})
     assert response.status_code == 400
@@ -236,12 +231,6 @@ def test_prometheus_yml_defaults_to_a_15_second_interval(served: Served) -> None
     assert config["global"]["scrape_timeout"] == "10s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: GET /prometheus.yml does float(request.query['interval']) unguarded, so "
-    "?interval=abc is a 500 Internal Server Error (and ?interval=0 yields the invalid "
-    "scrape_interval '0s') instead of a 400 naming the parameter",
-)
 def test_prometheus_yml_rejects_a_bad_interval(served: Served) -> None:
     response = served.http.get("/prometheus.yml", params={"interval": "abc"})
     assert response.status_code == 400
