@@ -20,9 +20,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     s, w = ctx.scope, ctx.window
     http_failed = rate_by(HTTP_REQUESTS, s, w, BY, f'{API},status="5xx"')
     http_all = rate_by(HTTP_REQUESTS, s, w, BY, API)
-    engine_failed = rate_by(
-        REQUEST_SUCCESS, s, w, BY, 'finished_reason=~"error|abort"'
-    )
+    engine_failed = rate_by(REQUEST_SUCCESS, s, w, BY, 'finished_reason=~"error|abort"')
     engine_all = rate_by(REQUEST_SUCCESS, s, w, BY)
     return await gauge_check(
         ctx,
