@@ -7,28 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 
+from bot.commands.common import EXIT_OK, EXIT_USAGE, UsageError, err
 from bot.config import ConfigError, load_settings
-from bot.simulator.fleet import build_fleet
 from bot.simulator.scenarios import SCENARIOS
-from bot.simulator.server import Simulator
-
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
-FLEET_SCALE_DEFAULT_REPLICAS = 2000
-
-err = Console(stderr=True, soft_wrap=True)
-
-
-class UsageError(Exception):
-    pass
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -59,29 +46,39 @@ def _add_fleet_arguments(p: argparse.ArgumentParser, default_replicas: int | Non
         "--replicas",
         type=_positive_int,
         default=default_replicas,
-        help=f"vLLM replicas (default 8; {FLEET_SCALE_DEFAULT_REPLICAS} for fleet_scale)",
+        help="vLLM replicas (default 8; 2000 for fleet_scale)",
     )
     p.add_argument("--gpus-per-replica", type=_positive_int, default=4, help="tensor parallel size")
     p.add_argument("--gpus-per-node", type=_positive_int, default=8)
     p.add_argument(
-        "--scenario", default="healthy", choices=sorted(SCENARIOS), metavar="NAME",
+        "--scenario",
+        default="healthy",
+        choices=sorted(SCENARIOS),
+        metavar="NAME",
         help="one of: " + ", ".join(sorted(SCENARIOS)),
-    )  # fmt: skip
+    )
     p.add_argument("--seed", type=int, default=0, help="same seed, same fleet and faults")
     p.add_argument(
-        "--model", action="append", dest="models", metavar="NAME",
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
         help="served model name; repeat for several models (one Deployment each)",
-    )  # fmt: skip
+    )
     p.add_argument("--namespace", default="inference")
     p.add_argument(
-        "--legacy-fraction", type=_fraction, default=0.0, metavar="F",
+        "--legacy-fraction",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
         help="share of replicas/nodes serving pre-0.11 vLLM names and the old DCGM "
         "`Hostname` label (mixed-version fleet)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--no-ecc-counters", action="store_true",
+        "--no-ecc-counters",
+        action="store_true",
         help="omit DCGM_FI_DEV_ECC_*_VOL_TOTAL (off in dcgm-exporter's default counters)",
-    )  # fmt: skip
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,106 +103,50 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prometheus-port", type=int, default=9090)
     demo.add_argument("--simulator-port", type=int, default=9500)
     demo.add_argument(
-        "--duration", type=float, default=None, metavar="SECONDS",
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
         help="stop after this long (default: run until Ctrl-C)",
-    )  # fmt: skip
+    )
+
+    diag = sub.add_parser("diagnose", help="run a runbook's checks against Prometheus")
+    diag.add_argument("runbook", help="runbook id (see `vllm-chatops runbooks list`)")
+    diag.add_argument("--prometheus", metavar="URL", help="default: the cluster's prometheus_url")
+    diag.add_argument(
+        "--scope",
+        action="append",
+        metavar="KEY=VALUE",
+        help="label matcher, repeatable: namespace= model_name= pod= node= deployment= cluster=",
+    )
+    diag.add_argument("--format", choices=("text", "json"), default="text")
+    diag.add_argument("--window", metavar="DURATION", help="rate window (default 5m or config)")
+    diag.add_argument("--timeout", type=float, metavar="SECONDS", help="per-query deadline")
+
+    runbooks = sub.add_parser("runbooks", help="list, show and lint runbooks")
+    rb_sub = runbooks.add_subparsers(dest="runbooks_command", required=True, metavar="ACTION")
+    rb_sub.add_parser("list", help="the loaded runbooks")
+    show = rb_sub.add_parser("show", help="one runbook: checks, rules, remediation")
+    show.add_argument("id")
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    lint = rb_sub.add_parser("lint", help="validate runbook files (default: the shipped ones)")
+    lint.add_argument("paths", nargs="*", metavar="PATH")
+
+    rules = sub.add_parser("rules", help="Prometheus alerting rules from the runbooks")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    export = rules_sub.add_parser("export", help="write alerting rules (YAML)")
+    export.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    export.add_argument(
+        "--for",
+        dest="for_override",
+        metavar="DURATION",
+        help="override every rule's `for` (e.g. 0s in drills)",
+    )
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     config_sub.add_parser("check", help="validate settings and print them (secrets redacted)")
     return parser
-
-
-def _fleet(args: argparse.Namespace) -> Simulator:
-    replicas = args.replicas or (
-        FLEET_SCALE_DEFAULT_REPLICAS if args.scenario == "fleet_scale" else 8
-    )
-    try:
-        fleet = build_fleet(
-            replicas=replicas,
-            gpus_per_replica=args.gpus_per_replica,
-            gpus_per_node=args.gpus_per_node,
-            models=tuple(args.models or ("llama-3.1-70b-instruct",)),
-            namespace=args.namespace,
-            legacy_fraction=args.legacy_fraction,
-            seed=args.seed,
-            now=time.time(),
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    return Simulator(fleet, args.scenario, args.seed, ecc_counters=not args.no_ecc_counters)
-
-
-def _print_truth(console: Console, sim: Simulator) -> None:
-    console.print("[bold]Ground truth[/bold] (also GET /scenario):")
-    console.print_json(json.dumps(sim.truth.model_dump()))
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from bot.simulator.server import make_app
-
-    sim = _fleet(args)
-    host, port = args.listen
-    console = Console(soft_wrap=True)
-    base = f"http://{host}:{port}"
-    console.print(
-        f"Simulating {len(sim.fleet.replicas)} replicas on {len(sim.fleet.nodes)} nodes, "
-        f"scenario [bold]{sim.truth.scenario}[/bold], seed {sim.truth.seed}"
-    )
-    console.print(f"Service discovery: {base}/sd/vllm and {base}/sd/dcgm")
-    console.print(f"Scrape config:     {base}/prometheus.yml")
-    console.print(f'Switch scenario:   curl -XPOST {base}/scenario -d \'{{"scenario": "xid_48"}}\'')
-    _print_truth(console, sim)
-    web.run_app(make_app(sim), host=host, port=port, print=None, access_log=None)
-    return EXIT_OK
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.simulator.prometheus_runner import PrometheusError, PrometheusRunner, port_or_free
-    from bot.simulator.server import BackgroundServer, make_app
-
-    console = Console(soft_wrap=True)
-    sim = _fleet(args)
-    server = BackgroundServer(make_app(sim), port=port_or_free(args.simulator_port)).start()
-    try:
-        prometheus = PrometheusRunner(
-            server.url,
-            scrape_interval_s=args.scrape_interval,
-            port=port_or_free(args.prometheus_port),
-        ).start()
-    except PrometheusError as exc:
-        server.stop()
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        return EXIT_PROBLEM
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        with console.status("waiting for the first scrapes…"):
-            prometheus.wait_for_targets(len(sim.fleet.replicas) + len(sim.fleet.nodes))
-        console.print(
-            f"[green]Fleet simulator[/green]  {server.url}/  (scenario: {sim.truth.scenario})"
-        )
-        console.print(f"[green]Prometheus[/green]       {prometheus.url}/graph")
-        console.print("Try these queries in Prometheus:")
-        for q in (
-            "sum by (pod) (vllm:num_requests_waiting)",
-            "histogram_quantile(0.99, sum by (le) "
-            "(rate(vllm:time_to_first_token_seconds_bucket[1m])))",
-            "max by (Hostname, hostname, gpu) (DCGM_FI_DEV_XID_ERRORS) > 0",
-        ):
-            console.print(f"  {q}")
-        body = json.dumps({"scenario": "kv_cache_pressure"})
-        console.print(f"Inject a fault: curl -XPOST {server.url}/scenario -d '{body}'")
-        _print_truth(console, sim)
-        console.print("Ctrl-C to stop.")
-        stop.wait(args.duration)
-    finally:
-        prometheus.stop()
-        server.stop()
-    return EXIT_OK
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -216,11 +157,27 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    from bot.commands import diagnose, runbooks, simulator
+
+    table: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
+        ("simulate", None): simulator.cmd_simulate,
+        ("demo", None): simulator.cmd_demo,
+        ("diagnose", None): diagnose.cmd_diagnose,
+        ("runbooks", "list"): runbooks.cmd_runbooks_list,
+        ("runbooks", "show"): runbooks.cmd_runbooks_show,
+        ("runbooks", "lint"): runbooks.cmd_runbooks_lint,
+        ("rules", "export"): runbooks.cmd_rules_export,
+        ("config", "check"): cmd_config_check,
+    }
+    action = getattr(args, f"{args.command}_command", None)
+    return table[(args.command, action)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"simulate": cmd_simulate, "demo": cmd_demo, "config": cmd_config_check}
     try:
-        return handlers[args.command](args)
+        return _handler(args)(args)
     except ConfigError as exc:
         err.print(f"[red]configuration error:[/red] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE

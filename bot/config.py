@@ -104,6 +104,35 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("default_channel", "VLLM_CHATOPS_DEFAULT_CHANNEL")
     )
     clusters: list[ClusterConfig] = Field(default_factory=list)
+    runbooks_dir: Path | None = Field(
+        default=None,
+        validation_alias=_env("runbooks_dir", "VLLM_CHATOPS_RUNBOOKS_DIR"),
+        description="Directory of runbook YAML files; default: the shipped runbooks.",
+    )
+    diagnosis_window: str = Field(
+        default="5m",
+        pattern=r"^\d+(s|m|h)$",
+        validation_alias=_env("diagnosis_window", "VLLM_CHATOPS_DIAGNOSIS_WINDOW"),
+        description="Range for rates and quantiles in diagnoses (PromQL duration).",
+    )
+    query_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        validation_alias=_env("query_timeout_s", "VLLM_CHATOPS_QUERY_TIMEOUT"),
+        description="Deadline for one Prometheus query; a check times out at twice this.",
+    )
+    scale_headroom: float = Field(
+        default=0.3,
+        ge=0,
+        le=3,
+        validation_alias=_env("scale_headroom", "VLLM_CHATOPS_SCALE_HEADROOM"),
+        description="Spare capacity a recommended scale-out adds over measured demand.",
+    )
+    thresholds: dict[str, dict[str, float | int | str]] = Field(
+        default_factory=dict,
+        description="Per check id, parameter overrides (warn, crit, slo_s, …) for every runbook.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -125,6 +154,39 @@ class Settings(BaseSettings):
         if duplicates:
             raise ValueError(f"cluster names must be unique; repeated: {', '.join(duplicates)}")
         return clusters
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_checks_and_params(
+        cls, thresholds: dict[str, dict[str, float | int | str]]
+    ) -> dict[str, dict[str, float | int | str]]:
+        from bot.checks import REGISTRY  # the check library, not needed to parse the rest
+
+        for check_id, params in thresholds.items():
+            check = REGISTRY.get(check_id)
+            if check is None:
+                raise ValueError(
+                    f"unknown check {check_id!r}; known: {', '.join(sorted(REGISTRY))}"
+                )
+            unknown = sorted(set(params) - set(check.defaults))
+            if unknown:
+                known = ", ".join(sorted(check.defaults)) or "none"
+                raise ValueError(
+                    f"check {check_id} has no parameter {unknown[0]!r}; known: {known}"
+                )
+        return thresholds
+
+    def cluster(self, name: str | None) -> ClusterConfig:
+        """The named cluster (or the first one); ConfigError naming the known ones."""
+        clusters = self.effective_clusters()
+        if name is None:
+            return clusters[0]
+        for cluster in clusters:
+            if cluster.name == name:
+                return cluster
+        raise ConfigError(
+            f"unknown cluster {name!r}; configured: {', '.join(c.name for c in clusters)}"
+        )
 
     def effective_clusters(self) -> list[ClusterConfig]:
         """Clusters with inherited URLs filled in; one implicit 'default' when none are set."""

@@ -51,15 +51,15 @@ class PrometheusSource:
     def __init__(self, url: str, *, timeout_s: float = 10.0, max_concurrency: int = 16) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        # One quick retry for a blip; the per-query deadline bounds the total either way.
+        retry = Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504))
         session = requests.Session()
-        # Quick retries for a blip; the per-query deadline bounds the total.
-        retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(502, 503, 504))
-        adapter = HTTPAdapter(pool_maxsize=max_concurrency, max_retries=retry)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
         self._client = PrometheusConnect(
             url=self.url, session=session, timeout=max(1, math.ceil(timeout_s))
         )
+        # The client mounts its own adapter for the URL: replace it with one whose pool
+        # holds a connection per concurrent query.
+        session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=max_concurrency))
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="prometheus")
 
     def _query(self, promql: str) -> Any:

@@ -1,0 +1,88 @@
+"""`diagnose RUNBOOK`: run a runbook against Prometheus, live progress, report or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from rich.console import Console
+from rich.live import Live
+
+from bot.commands.common import EXIT_OK, EXIT_PROBLEM, UsageError
+from bot.config import Settings, load_settings
+from bot.console import as_json, progress_table, report
+from bot.decisions import SizingPolicy
+from bot.diagnosis import DiagnosisOptions, diagnose
+from bot.models import CheckResult, Diagnosis, Scope
+from bot.promql import ScopeError, check_window
+from bot.runbooks import DEFAULT_RUNBOOK_DIR, Runbook, RunbookError, load_runbooks
+from bot.scope import ScopeSyntaxError, parse_scope
+from bot.sources.prometheus import PrometheusSource
+
+
+def runbooks_for(settings: Settings) -> dict[str, Runbook]:
+    try:
+        return load_runbooks(settings.runbooks_dir or DEFAULT_RUNBOOK_DIR)
+    except RunbookError as exc:
+        raise UsageError(f"the runbooks do not load:\n{exc}") from exc
+
+
+def options_for(settings: Settings, window: str | None) -> DiagnosisOptions:
+    return DiagnosisOptions(
+        window=window or settings.diagnosis_window,
+        check_timeout_s=2 * settings.query_timeout_s,
+        sizing=SizingPolicy(headroom=settings.scale_headroom),
+        overrides=settings.thresholds,
+    )
+
+
+def exit_code(d: Diagnosis) -> int:
+    """1 when something is critical, or when nothing at all could be evaluated."""
+    if d.status == "crit" or all(c.status == "unknown" for c in d.checks):
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    runbooks = runbooks_for(settings)
+    runbook = runbooks.get(args.runbook)
+    if runbook is None:
+        raise UsageError(f"unknown runbook {args.runbook!r}; known: {', '.join(sorted(runbooks))}")
+    try:
+        scope = parse_scope(args.scope or [])
+        window = check_window(args.window) if args.window else None
+    except (ScopeSyntaxError, ScopeError) as exc:
+        raise UsageError(str(exc)) from exc
+    cluster = settings.cluster(scope.cluster)
+    url = args.prometheus or str(cluster.prometheus_url)
+    source = PrometheusSource(url, timeout_s=args.timeout or settings.query_timeout_s)
+    options = options_for(settings, window)
+    try:
+        if args.format == "json":
+            result = asyncio.run(diagnose(runbook, scope, source, options))
+            print(json.dumps(as_json(result), indent=2))
+        else:
+            result = _diagnose_live(runbook, scope, source, options)
+    finally:
+        source.close()
+    return exit_code(result)
+
+
+def _diagnose_live(
+    runbook: Runbook, scope: Scope, source: PrometheusSource, options: DiagnosisOptions
+) -> Diagnosis:
+    console = Console(soft_wrap=False)
+    progress = Console(stderr=True)
+    ids = [c.id for c in runbook.checks]
+    done: dict[str, CheckResult] = {}
+    with Live(progress_table(runbook.title, ids, done), console=progress, transient=True) as live:
+
+        def on_check(result: CheckResult, finished: int, total: int) -> None:
+            done[result.id] = result
+            live.update(progress_table(runbook.title, ids, done))
+
+        result = asyncio.run(diagnose(runbook, scope, source, options, on_check))
+    console.print(report(result))
+    return result
