@@ -188,7 +188,7 @@ def _xid(code: int, *, fatal: bool) -> ScenarioFn:
         node_target = f"node/{gpu.node}"
         return Outcome(
             runbook="gpu_hardware_failure",
-            cause=f"xid_{code}",
+            cause="fatal_xid" if fatal else "application_xid",
             action="drain" if fatal else "restart",
             action_target=node_target if fatal else f"pod/{replica.namespace}/{replica.pod}",
             faults=[_gpu_fault("xid", gpu, f"Xid {code}")],

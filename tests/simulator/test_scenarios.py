@@ -149,7 +149,7 @@ def test_xid_actions(fleet: Fleet, name: str, action: str) -> None:
     truth = apply_scenario(fleet, name, SEED, T0)
     [fault] = truth.faults
     assert truth.action == action
-    assert truth.cause == name
+    assert truth.cause == ("fatal_xid" if action == "drain" else "application_xid")
     if action == "drain":
         assert truth.action_target == f"node/{fault.node}"
     else:

@@ -1,0 +1,162 @@
+"""Proof of accuracy: for every simulator scenario, the matching runbook's diagnosis —
+run against a real Prometheus scraping a mixed-version fleet — names the right cause,
+the right replica/node/GPU, and recommends the right action. A healthy fleet draws no
+critical result from any runbook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from fleet_stack import FleetStack, eventually, start_stack
+
+from bot.diagnosis import DiagnosisOptions, diagnose
+from bot.models import Diagnosis, Scope
+from bot.runbooks import Runbook, load_runbooks
+from bot.simulator.scenarios import SCENARIOS, GroundTruth
+from bot.sources.prometheus import PrometheusSource
+from bot.workloads import workload_of_pod
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+WINDOW = "20s"  # the fleet is scraped every second; production default is 5m
+RUNBOOKS = load_runbooks()
+
+
+@pytest.fixture(scope="module")
+def stack(prometheus_binary: str) -> Iterator[FleetStack]:
+    s = start_stack(prometheus_binary, legacy_fraction=0.5, seed=11)
+    yield s
+    s.prometheus.stop()
+    s.server.stop()
+
+
+def run(stack: FleetStack, runbook: Runbook, scope: Scope | None = None) -> Diagnosis:
+    source = PrometheusSource(stack.prometheus.url, timeout_s=10)
+    try:
+        return asyncio.run(
+            diagnose(runbook, scope or Scope(), source, DiagnosisOptions(window=WINDOW))
+        )
+    finally:
+        source.close()
+
+
+def fault_names(truth: GroundTruth) -> set[str]:
+    """Every way a correct diagnosis may name a faulty thing."""
+    names: set[str] = set()
+    for f in truth.faults:
+        if f.pod:
+            names |= {
+                f.pod,
+                f"pod/{f.namespace}/{f.pod}",
+                workload_of_pod(f.namespace or "", f.pod),
+            }
+        if f.node:
+            names.add(f"node/{f.node}")
+        if f.node and f.gpu:
+            names.add(f"{f.node} GPU {f.gpu}")
+    return names
+
+
+def assert_names_the_fault(d: Diagnosis, truth: GroundTruth) -> None:
+    ids = [f.id for f in d.findings]
+    assert truth.cause in ids, f"{truth.scenario}: expected {truth.cause}, got {ids}"
+    top = d.findings[0]
+    assert top.id == truth.cause, f"{truth.scenario}: top finding {top.id}, all {ids}"
+    expected = fault_names(truth)
+    assert top.targets and set(top.targets) <= expected, (top.targets, expected)
+    if truth.scenario in ("xid_48", "xid_79", "xid_13", "thermal"):
+        (fault,) = truth.faults
+        assert f"{fault.node} GPU {fault.gpu}" in top.targets
+    kinds = {a.kind for a in d.actions}
+    assert truth.action in kinds, f"{truth.scenario}: actions {[a.kind for a in d.actions]}"
+    for action in d.actions:
+        if action.kind == truth.action:
+            assert action.target in expected, (action.target, expected)
+    if truth.scenario == "xid_13":
+        assert "drain" not in kinds, "an application Xid must not drain a healthy GPU"
+
+
+def test_healthy_fleet_draws_no_critical_from_any_runbook(stack: FleetStack) -> None:
+    stack.switch("healthy", seed=11)
+    time.sleep(3)
+
+    def quiet() -> None:
+        for runbook in RUNBOOKS.values():
+            d = run(stack, runbook)
+            crit = [c.id for c in d.checks if c.status == "crit"]
+            assert not crit, f"{runbook.id}: critical {crit}"
+            assert not any(c.status == "unknown" for c in d.checks if c.id != "ecc_errors"), [
+                (c.id, c.summary) for c in d.checks if c.status == "unknown"
+            ]
+            assert not d.actions, f"{runbook.id}: recommends {d.actions} on a healthy fleet"
+
+    eventually(quiet, timeout_s=60, interval_s=2)
+
+
+SCENARIO_ORDER = [
+    "kv_cache_pressure",
+    "xid_48",
+    "xid_13",
+    "xid_79",
+    "thermal",
+    "error_burst",
+    "long_prefill",
+    "underutilized",
+    "underprovisioned",
+    "oom_crash_loop",
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_ORDER)
+def test_diagnosis_names_cause_target_and_action(stack: FleetStack, scenario: str) -> None:
+    truth = stack.switch(scenario, seed=11)
+    assert truth.runbook is not None
+    runbook = RUNBOOKS[truth.runbook]
+    d = eventually(lambda: _diagnosed(stack, runbook, truth), timeout_s=75, interval_s=3)
+    assert d.status in ("warn", "crit")
+
+
+def _diagnosed(stack: FleetStack, runbook: Runbook, truth: GroundTruth) -> Diagnosis:
+    d = run(stack, runbook)
+    assert_names_the_fault(d, truth)
+    return d
+
+
+def test_every_scenario_with_a_runbook_is_covered() -> None:
+    covered = set(SCENARIO_ORDER) | {"healthy", "fleet_scale"}
+    assert covered == set(SCENARIOS)
+
+
+def test_scope_by_node_narrows_to_that_node(stack: FleetStack) -> None:
+    truth = stack.switch("kv_cache_pressure", seed=11)
+    hot = truth.faults[0]
+    other_nodes = {n.name for n in stack.simulator.fleet.nodes} - {f.node for f in truth.faults}
+    assert hot.node is not None and other_nodes
+    runbook = RUNBOOKS["kv_cache_pressure"]
+
+    def on_hot_node() -> None:
+        d = run(stack, runbook, Scope(labels={"node": hot.node}))
+        kv = next(c for c in d.checks if c.id == "kv_cache_usage")
+        assert kv.status == "crit"
+        pods_on_node = {r.pod for r in stack.simulator.fleet.replicas if r.gpus[0].node == hot.node}
+        assert {o.target["pod"] for o in kv.offenders} <= pods_on_node
+
+    eventually(on_hot_node, timeout_s=30)
+    cool = run(stack, runbook, Scope(labels={"node": sorted(other_nodes)[0]}))
+    assert next(c for c in cool.checks if c.id == "kv_cache_usage").status == "ok"
+
+
+def test_prometheus_down_makes_checks_unknown_not_a_crash() -> None:
+    source = PrometheusSource("http://127.0.0.1:9", timeout_s=1)
+    try:
+        d = asyncio.run(diagnose(RUNBOOKS["high_latency"], Scope(), source))
+    finally:
+        source.close()
+    assert d.status == "unknown"
+    assert all(c.status == "unknown" for c in d.checks)
+    assert all("cannot reach Prometheus" in c.summary for c in d.checks)
+    assert [f.id for f in d.findings] == ["blind_spots"]
