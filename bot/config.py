@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         validation_alias=_env("diagnosis_window", "VLLM_CHATOPS_DIAGNOSIS_WINDOW"),
         description="Range for rates and quantiles in diagnoses (PromQL duration).",
     )
+    recording_rules: bool = Field(
+        default=False,
+        validation_alias=_env("recording_rules", "VLLM_CHATOPS_RECORDING_RULES"),
+        description="Prometheus loads the recording rules of `rules export`: read them.",
+    )
     query_timeout_s: float = Field(
         default=10.0,
         gt=0,

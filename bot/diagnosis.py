@@ -31,6 +31,8 @@ OnCheck = Callable[[CheckResult, int, int], Awaitable[None] | None]
 class DiagnosisOptions:
     window: str = "5m"
     check_timeout_s: float = 20.0
+    # Prometheus records per-replica rates for this window (see bot.recording).
+    recorded_window: str | None = None
     sizing: SizingPolicy = field(default_factory=SizingPolicy)
     # check id → parameter overrides from configuration (win over the runbook's)
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -62,6 +64,7 @@ async def run_check(
         metrics=metrics,
         scope=scope,
         window=options.window,
+        recorded_window=options.recorded_window,
         params={**check.defaults, **params, **options.overrides.get(check_id, {})},
     )
     started = time.monotonic()

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -61,12 +62,14 @@ class FleetStack:
         return result[0][1]
 
 
-def start_stack(binary: str, **fleet_args: Any) -> FleetStack:
+def start_stack(binary: str, rule_files: list[Path] | None = None, **fleet_args: Any) -> FleetStack:
     args: dict[str, Any] = {"replicas": 8, "gpus_per_replica": 4, "seed": 7} | fleet_args
     fleet = build_fleet(now=time.time(), **args)
     simulator = Simulator(fleet, "healthy", args["seed"])
     server = BackgroundServer(make_app(simulator)).start()
-    prometheus = PrometheusRunner(server.url, scrape_interval_s=1.0, binary=binary)
+    prometheus = PrometheusRunner(
+        server.url, scrape_interval_s=1.0, binary=binary, rule_files=rule_files
+    )
     try:
         prometheus.start()
         prometheus.wait_for_targets(len(fleet.replicas) + len(fleet.nodes))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.models import CheckResult, Offender, Scope, Status
+from bot.promql import LABEL_NAME, rate_by, vllm_selector
+from bot.recording import recording_for
 from bot.sources.prometheus import MetricsSource, Sample
 
 TOP_K = 5
@@ -44,11 +46,33 @@ class CheckContext:
     scope: Scope
     window: str
     params: Mapping[str, Any]
+    recorded_window: str | None = None  # recording rules exist for this window
     queries: list[str] = field(default_factory=list)
 
     async def query(self, promql: str) -> list[Sample]:
         self.queries.append(promql)
         return await self.metrics.query(promql)
+
+    def rate(self, metric: str | tuple[str, ...], by: str, extra: str = "") -> str:
+        """``sum by (by) (rate(metric[window]))``, read from a recording rule when one exists.
+
+        The recorded series keep only some labels: a scope or matcher on any other label
+        falls back to the raw series, so the answer is the same either way.
+        """
+        recording = recording_for(metric)
+        if recording is None or self.recorded_window != self.window:
+            return rate_by(metric, self.scope, self.window, by, extra)
+        wanted = {k for k in self.scope.labels if k not in ("cluster", "node", "deployment")}
+        wanted |= (
+            {"pod"} if self.scope.pods is not None or "deployment" in self.scope.labels else set()
+        )
+        wanted |= {m.split("=")[0].rstrip("!~") for m in extra.split(",") if m}
+        wanted |= {x.strip() for x in by.split(",") if x.strip()}
+        if not wanted <= set(recording.keep) or not all(LABEL_NAME.match(w) for w in wanted):
+            return rate_by(metric, self.scope, self.window, by, extra)
+        return (
+            f"sum by ({by}) ({recording.name(self.window)}{{{vllm_selector(self.scope, extra)}}})"
+        )
 
     async def query_all(self, *promql: str) -> list[list[Sample]]:
         return list(await asyncio.gather(*(self.query(q) for q in promql)))

@@ -1,7 +1,7 @@
 """ECC and row-remap state from DCGM: uncorrectable memory errors retire a GPU."""
 
 from bot.checks.base import GPU_LABELS, Check, CheckContext, target_of, unknown
-from bot.checks.names import ECC_DBE, REMAP_FAILURE, UNCORRECTABLE_REMAP
+from bot.metric_names import ECC_DBE, REMAP_FAILURE, UNCORRECTABLE_REMAP
 from bot.models import CheckResult, Offender, Status
 from bot.promql import dcgm
 

@@ -1,7 +1,7 @@
 """Engine configuration facts from vllm:cache_config_info (memory headroom, prefix caching)."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, target_of, unknown
-from bot.checks.names import CACHE_CONFIG
+from bot.metric_names import CACHE_CONFIG
 from bot.models import CheckResult, Offender, Status
 from bot.promql import regex_quote, vllm
 

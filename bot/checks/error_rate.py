@@ -6,9 +6,8 @@ Client aborts alone are not errors: people close tabs.
 """
 
 from bot.checks.base import Check, CheckContext, gauge_check
-from bot.checks.names import HTTP_REQUESTS, REQUEST_SUCCESS
+from bot.metric_names import HTTP_REQUESTS, REQUEST_SUCCESS
 from bot.models import CheckResult
-from bot.promql import rate_by
 
 ID, TITLE = "error_rate", "Error rate"
 # HTTP series carry no model_name: both ratios must share one label set to merge per replica.
@@ -17,11 +16,11 @@ API = 'handler=~"/v1/.*"'
 
 
 async def run(ctx: CheckContext) -> CheckResult:
-    s, w = ctx.scope, ctx.window
-    http_failed = rate_by(HTTP_REQUESTS, s, w, BY, f'{API},status="5xx"')
-    http_all = rate_by(HTTP_REQUESTS, s, w, BY, API)
-    engine_failed = rate_by(REQUEST_SUCCESS, s, w, BY, 'finished_reason=~"error|abort"')
-    engine_all = rate_by(REQUEST_SUCCESS, s, w, BY)
+    w = ctx.window
+    http_failed = ctx.rate(HTTP_REQUESTS, BY, f'{API},status="5xx"')
+    http_all = ctx.rate(HTTP_REQUESTS, BY, API)
+    engine_failed = ctx.rate(REQUEST_SUCCESS, BY, 'finished_reason=~"error|abort"')
+    engine_all = ctx.rate(REQUEST_SUCCESS, BY)
     return await gauge_check(
         ctx,
         check_id=ID,

@@ -1,7 +1,7 @@
 """GPU temperature from DCGM: hot GPUs throttle their clocks, then fail."""
 
 from bot.checks.base import GPU_LABELS, Check, CheckContext, gauge_check
-from bot.checks.names import GPU_TEMP
+from bot.metric_names import GPU_TEMP
 from bot.models import CheckResult
 from bot.promql import dcgm
 

@@ -10,7 +10,7 @@ from bot.checks.base import (
     stats_query,
     unknown,
 )
-from bot.checks.names import GPU_UTIL
+from bot.metric_names import GPU_UTIL
 from bot.models import CheckResult, Status
 from bot.promql import dcgm
 

@@ -1,7 +1,7 @@
 """KV-cache usage per replica (fraction 0..1): memory pressure precedes preemptions."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, gauge_check
-from bot.checks.names import KV_USAGE
+from bot.metric_names import KV_USAGE
 from bot.models import CheckResult
 from bot.promql import vllm
 

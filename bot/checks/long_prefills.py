@@ -1,23 +1,21 @@
 """Prompt-length percentiles: very long prompts block the queue behind their prefill."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, quantile_check
-from bot.checks.names import PROMPT_LEN_BUCKET
+from bot.metric_names import PROMPT_LEN_BUCKET
 from bot.models import CheckResult
-from bot.promql import rate_by
 
 ID, TITLE = "long_prefills", "Long prefills"
 
 
 async def run(ctx: CheckContext) -> CheckResult:
     q = ctx.number("quantile")
-    per_replica = rate_by(PROMPT_LEN_BUCKET, ctx.scope, ctx.window, REPLICA_LABELS + ", le")
+    per_replica = ctx.rate(PROMPT_LEN_BUCKET, REPLICA_LABELS + ", le")
     return await quantile_check(
         ctx,
         check_id=ID,
         title=TITLE,
         what=f"p{q * 100:g} prompt length",
-        fleet_expr=f"histogram_quantile({q}, "
-        f"{rate_by(PROMPT_LEN_BUCKET, ctx.scope, ctx.window, 'le')})",
+        fleet_expr=f"histogram_quantile({q}, {ctx.rate(PROMPT_LEN_BUCKET, 'le')})",
         per_target_expr=f"histogram_quantile({q}, {per_replica})",
         thresholds=ctx.thresholds(),
         unit="tokens",

@@ -1,9 +1,8 @@
 """Preemptions per minute per replica: the engine evicting sequences for lack of KV cache."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, gauge_check
-from bot.checks.names import PREEMPTIONS
+from bot.metric_names import PREEMPTIONS
 from bot.models import CheckResult
-from bot.promql import rate_by
 
 ID, TITLE = "preemption_rate", "Preemption rate"
 
@@ -14,7 +13,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         check_id=ID,
         title=TITLE,
         what="Preemptions",
-        expr=f"({rate_by(PREEMPTIONS, ctx.scope, ctx.window, REPLICA_LABELS)} * 60)",
+        expr=f"({ctx.rate(PREEMPTIONS, REPLICA_LABELS)} * 60)",
         unit="/min",
         missing=f"no {PREEMPTIONS} series in scope: is vLLM scraped?",
     )

@@ -1,7 +1,7 @@
 """Requests waiting per replica: a growing queue means demand above capacity."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, gauge_check
-from bot.checks.names import WAITING
+from bot.metric_names import WAITING
 from bot.models import CheckResult
 from bot.promql import vllm
 

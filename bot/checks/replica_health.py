@@ -1,7 +1,7 @@
 """Replica health: scrape targets down, engines restarting (counter resets), flapping."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, target_of, unknown
-from bot.checks.names import PROMPT_TOKENS
+from bot.metric_names import PROMPT_TOKENS
 from bot.models import CheckResult, Offender, Status
 from bot.promql import quote, vllm
 

@@ -9,7 +9,7 @@ from bot.checks.base import (
     offenders_from,
     unknown,
 )
-from bot.checks.names import RUNNING, WAITING
+from bot.metric_names import RUNNING, WAITING
 from bot.models import CheckResult, Status
 from bot.promql import vllm
 

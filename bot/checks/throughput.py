@@ -1,16 +1,16 @@
 """Demand against capacity: completed and arriving requests per second, for sizing."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, fmt, stats, unknown
-from bot.checks.names import REQUEST_SUCCESS, RUNNING, WAITING
+from bot.metric_names import REQUEST_SUCCESS, RUNNING, WAITING
 from bot.models import CheckResult, Status
-from bot.promql import rate_by, vllm
+from bot.promql import vllm
 
 ID, TITLE = "throughput", "Throughput vs demand"
 
 
 async def run(ctx: CheckContext) -> CheckResult:
     s, w = ctx.scope, ctx.window
-    completed = f"sum({rate_by(REQUEST_SUCCESS, s, w, REPLICA_LABELS)})"
+    completed = f"sum({ctx.rate(REQUEST_SUCCESS, REPLICA_LABELS)})"
     growth = f"sum(deriv({vllm(WAITING, s)}[{w}]))"
     queued = f"sum({vllm(WAITING, s)})"
     replicas = f"count(max by ({REPLICA_LABELS}) ({vllm(RUNNING, s)}))"

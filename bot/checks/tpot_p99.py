@@ -1,9 +1,8 @@
 """p99 time per output token (inter-token latency) against the SLO (1.5x warn, 2x crit)."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, quantile_check, slo_thresholds
-from bot.checks.names import TPOT_BUCKET
+from bot.metric_names import TPOT_BUCKET
 from bot.models import CheckResult
-from bot.promql import rate_by
 
 ID, TITLE = "tpot_p99", "TPOT p99"
 
@@ -15,9 +14,9 @@ async def run(ctx: CheckContext) -> CheckResult:
         check_id=ID,
         title=TITLE,
         what=f"p{q * 100:g} TPOT",
-        fleet_expr=f"histogram_quantile({q}, {rate_by(TPOT_BUCKET, ctx.scope, ctx.window, 'le')})",
+        fleet_expr=f"histogram_quantile({q}, {ctx.rate(TPOT_BUCKET, 'le')})",
         per_target_expr=f"histogram_quantile({q}, "
-        f"{rate_by(TPOT_BUCKET, ctx.scope, ctx.window, REPLICA_LABELS + ', le')})",
+        f"{ctx.rate(TPOT_BUCKET, REPLICA_LABELS + ', le')})",
         thresholds=slo_thresholds(ctx.params),
         unit="s",
         missing=f"no {TPOT_BUCKET[0]} (nor {TPOT_BUCKET[1]}) samples in scope over {ctx.window}",

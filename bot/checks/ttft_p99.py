@@ -1,9 +1,8 @@
 """p99 time to first token against the SLO (warning 1.5x, critical 2x)."""
 
 from bot.checks.base import REPLICA_LABELS, Check, CheckContext, quantile_check, slo_thresholds
-from bot.checks.names import TTFT_BUCKET
+from bot.metric_names import TTFT_BUCKET
 from bot.models import CheckResult
-from bot.promql import rate_by
 
 ID, TITLE = "ttft_p99", "TTFT p99"
 
@@ -15,9 +14,9 @@ async def run(ctx: CheckContext) -> CheckResult:
         check_id=ID,
         title=TITLE,
         what=f"p{q * 100:g} TTFT",
-        fleet_expr=f"histogram_quantile({q}, {rate_by(TTFT_BUCKET, ctx.scope, ctx.window, 'le')})",
+        fleet_expr=f"histogram_quantile({q}, {ctx.rate(TTFT_BUCKET, 'le')})",
         per_target_expr=f"histogram_quantile({q}, "
-        f"{rate_by(TTFT_BUCKET, ctx.scope, ctx.window, REPLICA_LABELS + ', le')})",
+        f"{ctx.rate(TTFT_BUCKET, REPLICA_LABELS + ', le')})",
         thresholds=slo_thresholds(ctx.params),
         unit="s",
         missing=f"no {TTFT_BUCKET} samples in scope over {ctx.window}",

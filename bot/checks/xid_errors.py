@@ -1,7 +1,7 @@
 """Xid errors from DCGM, decoded: fatal hardware Xids mean drain, application Xids restart."""
 
 from bot.checks.base import GPU_LABELS, Check, CheckContext, target_of, unknown
-from bot.checks.names import XID
+from bot.metric_names import XID
 from bot.models import CheckResult, Offender, Status
 from bot.promql import dcgm
 from bot.xid import decode

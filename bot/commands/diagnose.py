@@ -32,6 +32,7 @@ def options_for(settings: Settings, window: str | None) -> DiagnosisOptions:
     return DiagnosisOptions(
         window=window or settings.diagnosis_window,
         check_timeout_s=2 * settings.query_timeout_s,
+        recorded_window=settings.diagnosis_window if settings.recording_rules else None,
         sizing=SizingPolicy(headroom=settings.scale_headroom),
         overrides=settings.thresholds,
     )
