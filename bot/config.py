@@ -68,7 +68,11 @@ class Settings(BaseSettings):
     """Everything the bot reads at start. See README.md, 'Configuration reference'."""
 
     model_config = SettingsConfigDict(
-        extra="forbid", populate_by_name=True, case_sensitive=False, env_prefix=""
+        extra="forbid",
+        populate_by_name=True,
+        case_sensitive=False,
+        # fields without a conventional name read VLLM_CHATOPS_<FIELD> (JSON for lists)
+        env_prefix="VLLM_CHATOPS_",
     )
 
     slack_bot_token: SecretStr | None = Field(

@@ -24,9 +24,16 @@ ENV_VARS = (
     "VLLM_CHATOPS_ALERTS_TOKEN",
     "VLLM_CHATOPS_DEFAULT_CHANNEL",
     "VLLM_CHATOPS_CONFIG",
+    "VLLM_CHATOPS_RUNBOOKS_DIR",
+    "VLLM_CHATOPS_DIAGNOSIS_WINDOW",
+    "VLLM_CHATOPS_QUERY_TIMEOUT",
+    "VLLM_CHATOPS_SCALE_HEADROOM",
+    "VLLM_CHATOPS_RECORDING_RULES",
+    "VLLM_CHATOPS_CLUSTERS",
+    "VLLM_CHATOPS_THRESHOLDS",
 )
-# Settings reads the environment case-insensitively and also by field name
-# (e.g. `CLUSTERS` as JSON): clear every spelling so the host cannot leak in.
+# Settings reads the environment case-insensitively; fields without a conventional name
+# read VLLM_CHATOPS_<FIELD> (JSON): clear every spelling so the host cannot leak in.
 FIELD_NAMES = tuple(Settings.model_fields)
 FIELDS = (
     "alertmanager_url",
@@ -34,11 +41,17 @@ FIELDS = (
     "clusters",
     "database_url",
     "default_channel",
+    "diagnosis_window",
     "prometheus_url",
+    "query_timeout_s",
+    "recording_rules",
+    "runbooks_dir",
+    "scale_headroom",
     "slack_api_url",
     "slack_app_token",
     "slack_bot_token",
     "slack_signing_secret",
+    "thresholds",
 )
 CLUSTER_FIELDS = ("name", "prometheus_url", "alertmanager_url", "kube_context", "in_cluster")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -47,6 +60,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     names = {n.lower() for n in (*ENV_VARS, *FIELD_NAMES)}
+    names |= {f"vllm_chatops_{n}" for n in FIELD_NAMES}
     for key in list(os.environ):
         if key.lower() in names or key in ("FORCE_COLOR", "TTY_COMPATIBLE"):
             monkeypatch.delenv(key)
@@ -495,3 +509,50 @@ def test_config_check_prints_values_that_look_like_markup(
     code, _, err = run_check(write(tmp_path, "slack_api_url: '[/x]'\n"), capsys)
     assert code == 2
     assert "[/x]" in err
+
+
+# --- diagnosis settings ------------------------------------------------------------------
+
+
+def test_diagnosis_settings_from_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        "diagnosis_window: 10m\nquery_timeout_s: 5\nthresholds:\n"
+        "  kv_cache_usage: {warn: 0.8, crit: 0.9}\n  ttft_p99: {slo_s: 1.5}\n",
+    )
+    monkeypatch.setenv("VLLM_CHATOPS_RECORDING_RULES", "true")
+    monkeypatch.setenv("VLLM_CHATOPS_SCALE_HEADROOM", "0.5")
+    settings = load_settings(path)
+    assert settings.diagnosis_window == "10m"
+    assert settings.query_timeout_s == 5
+    assert settings.recording_rules is True
+    assert settings.scale_headroom == 0.5
+    assert settings.thresholds == {
+        "kv_cache_usage": {"warn": 0.8, "crit": 0.9},
+        "ttft_p99": {"slo_s": 1.5},
+    }
+
+
+def test_clusters_from_the_environment_need_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLUSTERS", '[{"name": "ignored"}]')
+    assert load_settings().clusters == []
+    monkeypatch.setenv("VLLM_CHATOPS_CLUSTERS", '[{"name": "gpu-east"}]')
+    assert [c.name for c in load_settings().clusters] == ["gpu-east"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("thresholds:\n  kv_cache: {warn: 1}\n", "unknown check 'kv_cache'; known:"),
+        (
+            "thresholds:\n  kv_cache_usage: {warning: 1}\n",
+            "no parameter 'warning'; known: crit, warn",
+        ),
+        ("diagnosis_window: 5 minutes\n", "diagnosis_window"),
+        ("query_timeout_s: 0\n", "query_timeout_s"),
+    ],
+)
+def test_bad_diagnosis_settings_name_the_fix(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in config_error(write(tmp_path, text))

@@ -7,12 +7,15 @@ critical result from any runbook.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fleet_stack import FleetStack, eventually, start_stack
 
+from bot.cli import main
 from bot.diagnosis import DiagnosisOptions, diagnose
 from bot.models import Diagnosis, Scope
 from bot.runbooks import Runbook, load_runbooks
@@ -160,3 +163,58 @@ def test_prometheus_down_makes_checks_unknown_not_a_crash() -> None:
     assert all(c.status == "unknown" for c in d.checks)
     assert all("cannot reach Prometheus" in c.summary for c in d.checks)
     assert [f.id for f in d.findings] == ["blind_spots"]
+
+
+def test_cli_diagnose_json_and_exit_codes(
+    stack: FleetStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = stack.switch("kv_cache_pressure", seed=11)
+    argv = ["diagnose", "kv_cache_pressure", "--prometheus", stack.prometheus.url,
+            "--format", "json", "--window", WINDOW, "--scope", "namespace=inference"]  # fmt: skip
+
+    def critical() -> dict[str, Any]:
+        code = main(argv)
+        out = json.loads(capsys.readouterr().out)
+        assert code == 1 and out["status"] == "crit"
+        return dict(out)
+
+    out = eventually(critical, timeout_s=30)
+    assert set(out) >= {"runbook", "scope", "status", "checks", "findings", "actions"}
+    assert out["scope"] == {"namespace": "inference"}
+    for check in out["checks"]:
+        assert set(check) >= {"id", "status", "value", "unit", "summary", "offenders", "query"}
+        assert 'namespace="inference"' in check["query"]
+    assert out["findings"][0]["id"] == truth.cause
+    assert {"kind", "target", "params", "reason"} <= set(out["actions"][0])
+
+    stack.switch("healthy", seed=11)
+
+    def quiet() -> None:
+        assert main(["diagnose", "gpu_thermal", "--prometheus", stack.prometheus.url,
+                     "--window", WINDOW]) == 0  # fmt: skip
+        text = capsys.readouterr().out
+        assert "No sign of 'GPU temperature'" in text
+        assert "Remediation" in text
+
+    eventually(quiet, timeout_s=30)
+
+
+def test_cli_diagnose_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", "no_such_runbook"]) == 2
+    assert "known: gpu_hardware_failure" in capsys.readouterr().err
+    assert main(["diagnose", "high_latency", "--scope", "oops"]) == 2
+    assert "is not KEY=VALUE" in capsys.readouterr().err
+    assert main(["diagnose", "high_latency", "--window", "5 minutes"]) == 2
+    assert "not a PromQL duration" in capsys.readouterr().err
+    assert main(["diagnose", "high_latency", "--scope", "cluster=nowhere"]) == 2
+    assert "unknown cluster 'nowhere'" in capsys.readouterr().err
+
+
+def test_cli_diagnose_prometheus_down_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["diagnose", "replica_down", "--prometheus", "http://127.0.0.1:9", "--format", "json"]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert out["status"] == "unknown"
+    assert "cannot reach Prometheus" in out["checks"][0]["summary"]
