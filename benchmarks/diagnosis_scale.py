@@ -79,8 +79,7 @@ def main() -> int:
             # each query alone, best of two (a warm cache, as during the diagnosis)
             singles = [min(asyncio.run(timed(source, q)) for _ in range(2)) for q in queries]
             needle = sim.truth.faults[0].pod
-            named = any(needle in (o.target.get("pod") or "") for c in last.checks
-                        for o in c.offenders)  # fmt: skip
+            named = any(o.target.get("pod") == needle for c in last.checks for o in c.offenders)
             print(json.dumps({
                 "replicas": len(fleet.replicas), "runbook": runbook.id,
                 "recording_rules": args.recording,

@@ -30,6 +30,18 @@ TARGET_FORMS = re.compile(
 )
 
 
+class FieldError(ValueError):
+    """A validation error that knows which nested field it is about.
+
+    Validators on a whole model would otherwise be reported at the model's own line;
+    ``loc`` (relative to the model) lets the linter point at the offending key.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,11 +88,15 @@ class CheckRef(_Strict):
     def _known_check_and_params(self) -> CheckRef:
         check = REGISTRY.get(self.id)
         if check is None:
-            raise ValueError(f"unknown check {self.id!r}; known: {', '.join(sorted(REGISTRY))}")
+            known = ", ".join(sorted(REGISTRY))
+            raise FieldError(("id",), f"unknown check {self.id!r}; known: {known}")
         unknown = sorted(set(self.params) - set(check.defaults))
         if unknown:
             known = ", ".join(sorted(check.defaults)) or "none"
-            raise ValueError(f"check {self.id} has no parameter {unknown[0]!r}; known: {known}")
+            raise FieldError(
+                ("params", unknown[0]),
+                f"check {self.id} has no parameter {unknown[0]!r}; known: {known}",
+            )
         return self
 
 
@@ -195,36 +211,45 @@ class Runbook(_Strict):
     @model_validator(mode="after")
     def _references_resolve(self) -> Runbook:
         ids = [c.id for c in self.checks]
-        if len(ids) != len(set(ids)):
-            raise ValueError("a check is listed twice; merge its params")
+        for i, check_id in enumerate(ids):
+            if check_id in ids[:i]:
+                raise FieldError(("checks", i, "id"), f"check {check_id} is listed twice; merge")
         listed = set(ids)
-        for rule in self.rules:
-            for cond in rule.when:
+        for r, rule in enumerate(self.rules):
+            for c, cond in enumerate(rule.when):
                 if cond.check not in listed:
-                    raise ValueError(
+                    raise FieldError(
+                        ("rules", r, "when", c, "check"),
                         f"rule {rule.id}: condition uses check {cond.check!r} "
-                        f"which the runbook does not run; add it to checks"
+                        "which the runbook does not run; add it to checks",
                     )
-            texts = [rule.summary, *([rule.action.reason] if rule.action else [])]
-            for text in texts:
+            texts: list[tuple[tuple[str | int, ...], str]] = [
+                (("rules", r, "summary"), rule.summary)
+            ]
+            if rule.action:
+                texts.append((("rules", r, "action", "reason"), rule.action.reason))
+            for loc, text in texts:
                 for check, field_, _ in PLACEHOLDER.findall(text):
                     if check not in listed:
-                        raise ValueError(
+                        raise FieldError(
+                            loc,
                             f"rule {rule.id}: {{{check}.{field_}}} names a check "
-                            f"the runbook does not run"
+                            "the runbook does not run",
                         )
                     if field_ not in TEMPLATE_FIELDS:
-                        raise ValueError(
+                        raise FieldError(
+                            loc,
                             f"rule {rule.id}: {{{check}.{field_}}}: field must be one "
-                            f"of {', '.join(TEMPLATE_FIELDS)}"
+                            f"of {', '.join(TEMPLATE_FIELDS)}",
                         )
             if rule.action:
                 m = TARGET_FORMS.match(rule.action.target)
                 assert m is not None
                 if m.group("check") and m.group("check") not in listed:
-                    raise ValueError(
+                    raise FieldError(
+                        ("rules", r, "action", "target"),
                         f"rule {rule.id}: action target uses check "
-                        f"{m.group('check')!r} which the runbook does not run"
+                        f"{m.group('check')!r} which the runbook does not run",
                     )
         return self
 
@@ -266,7 +291,9 @@ def parse_runbook(text: str, source: str = "<runbook>") -> Runbook:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RunbookError(f"{source}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.line + 1}:" if mark is not None else ""
+        raise RunbookError(f"{source}:{where} not valid YAML: {exc}") from exc
     if node is None or not isinstance(data, dict):
         raise RunbookError(f"{source}:1: a runbook is a YAML mapping with id, title, checks, …")
     index = _line_index(node)
@@ -276,6 +303,9 @@ def parse_runbook(text: str, source: str = "<runbook>") -> Runbook:
         lines = []
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, FieldError):
+                loc = (*loc, *cause.loc)
             field_path = ".".join(str(p) for p in loc) or "(top level)"
             line = _error_line(index, loc)
             message = error["msg"].removeprefix("Value error, ")
@@ -288,9 +318,14 @@ def parse_runbook(text: str, source: str = "<runbook>") -> Runbook:
 
 
 def load_runbook_file(path: Path) -> Runbook:
-    runbook = parse_runbook(path.read_text(), str(path))
+    text = path.read_text()
+    runbook = parse_runbook(text, str(path))
     if runbook.id != path.stem:
-        raise RunbookError(f"{path}:1: id: {runbook.id!r} must equal the file name {path.stem!r}")
+        node = yaml.compose(text)
+        line = _line_index(node).get(("id",), 1) if node is not None else 1
+        raise RunbookError(
+            f"{path}:{line}: id: {runbook.id!r} must equal the file name {path.stem!r}"
+        )
     return runbook
 
 

@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-echo "== ruff" && .venv/bin/ruff check bot tests && .venv/bin/ruff format --check bot tests
+echo "== ruff" && .venv/bin/ruff check bot tests benchmarks && .venv/bin/ruff format --check bot tests benchmarks
 echo "== mypy" && .venv/bin/mypy
 echo "== pytest" && exec .venv/bin/pytest -p no:cacheprovider "$@"
