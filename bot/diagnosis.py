@@ -65,7 +65,7 @@ async def run_check(
         scope=scope,
         window=options.window,
         recorded_window=options.recorded_window,
-        params={**check.defaults, **params, **options.overrides.get(check_id, {})},
+        params=params,
     )
     started = time.monotonic()
 
@@ -104,7 +104,11 @@ async def diagnose(
     started = time.monotonic()
     scope = await resolve_scope(scope, metrics)
     tasks = [
-        asyncio.ensure_future(run_check(ref.id, ref.params, scope, metrics, options))
+        asyncio.ensure_future(
+            run_check(
+                ref.id, runbook.check_params(ref.id, options.overrides), scope, metrics, options
+            )
+        )
         for ref in runbook.checks
     ]
     results: dict[str, CheckResult] = {}

@@ -253,11 +253,13 @@ class Runbook(_Strict):
                     )
         return self
 
-    def check_params(self, check_id: str) -> dict[str, Any]:
-        for ref in self.checks:
-            if ref.id == check_id:
-                return dict(ref.params)
-        return {}
+    def check_params(
+        self, check_id: str, overrides: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """A check's effective parameters: its defaults, this runbook's, then config's."""
+        own = next((ref.params for ref in self.checks if ref.id == check_id), {})
+        extra = (overrides or {}).get(check_id, {})
+        return {**REGISTRY[check_id].defaults, **own, **extra}
 
 
 class RunbookError(Exception):

@@ -23,6 +23,7 @@ from fleet_stack import eventually, require_binary
 
 from bot.alert_rules import export_rules, render_rules_yaml
 from bot.checks import REGISTRY
+from bot.promql import ScopeError
 from bot.runbooks import Runbook, load_runbooks, match_alert, parse_runbook
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
@@ -391,3 +392,20 @@ def rules_evaluated(stack: RulesStack) -> None:
         for rule in group["rules"]:
             assert rule["health"] == "ok", rule
             assert not rule["lastEvaluation"].startswith("0001-"), rule["name"]
+
+
+def test_recording_rules_ride_along_for_the_diagnosis_window(
+    runbooks: dict[str, Runbook], tmp_path: Path
+) -> None:
+    exported = export_rules(runbooks, recording_window="5m")
+    recording = [g for g in exported["groups"] if g["name"].startswith("vllm-chatops-recording")]
+    assert len(recording) == 1
+    records = {r["record"] for r in recording[0]["rules"]}
+    assert "vllm_chatops:ttft_seconds_bucket:rate5m" in records
+    path = tmp_path / "rules.yml"
+    path.write_text(render_rules_yaml(runbooks, recording_window="5m"))
+    promtool = require_binary("promtool", shutil.which("promtool"))
+    done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with pytest.raises(ScopeError):
+        export_rules(runbooks, recording_window="five minutes")

@@ -94,9 +94,11 @@ def test_valid_sample_loads(tmp_path: Path) -> None:
     path.write_text(VALID)
     runbook = load_runbook_file(path)
     assert runbook.id == "sample"
-    assert runbook.check_params("kv_cache_usage") == {"crit": 0.9}
-    assert runbook.check_params("queue_depth") == {}
-    assert runbook.check_params("gpu_temperature") == {}
+    # defaults, then the runbook's own, then configuration overrides
+    assert runbook.check_params("kv_cache_usage") == {"warn": 0.85, "crit": 0.9}
+    assert runbook.check_params("queue_depth") == {"warn": 50, "crit": 200}
+    overrides = {"kv_cache_usage": {"crit": 0.97}}
+    assert runbook.check_params("kv_cache_usage", overrides) == {"warn": 0.85, "crit": 0.97}
 
 
 def test_shipped_runbooks_load_with_ids_equal_to_file_names(shipped: dict[str, Runbook]) -> None:

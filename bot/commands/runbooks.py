@@ -11,7 +11,6 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
-from bot.checks import REGISTRY
 from bot.commands.common import EXIT_OK, EXIT_PROBLEM, UsageError, err
 from bot.commands.diagnose import runbooks_for
 from bot.config import load_settings
@@ -51,7 +50,7 @@ def cmd_runbooks_show(args: argparse.Namespace) -> int:
     table.add_column("check")
     table.add_column("parameters")
     for ref in rb.checks:
-        params = {**REGISTRY[ref.id].defaults, **ref.params, **settings.thresholds.get(ref.id, {})}
+        params = rb.check_params(ref.id, settings.thresholds)
         table.add_row(ref.id, " ".join(f"{k}={v}" for k, v in params.items()) or "-")
     console.print(table)
     for rule in rb.rules:
@@ -103,7 +102,9 @@ def cmd_rules_export(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     runbooks = runbooks_for(settings)
     try:
-        text = render_rules_yaml(runbooks, settings.thresholds, args.for_override)
+        text = render_rules_yaml(
+            runbooks, settings.thresholds, args.for_override, settings.diagnosis_window
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.output and args.output != "-":
