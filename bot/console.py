@@ -69,6 +69,8 @@ def report(d: Diagnosis) -> RenderableType:
     parts.append(table)
     parts.append(Text("\nRemediation", style="bold underline"))
     parts.append(Markdown(d.remediation))
+    for title, url in d.links.items():
+        parts.append(Text(f"{title}: {url}", style="link " + url))
     return Group(*parts)
 
 
@@ -98,5 +100,6 @@ def as_json(d: Diagnosis) -> dict[str, Any]:
         ],
         "actions": [a.model_dump() for a in d.actions],
         "remediation": d.remediation,
+        "links": d.links,
         "duration_s": d.duration_s,
     }

@@ -134,5 +134,6 @@ async def diagnose(
         findings=findings,
         actions=actions,
         remediation=runbook.remediation,
+        links={link.title: link.render(scope.labels) for link in runbook.links},
         duration_s=round(time.monotonic() - started, 3),
     )

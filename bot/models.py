@@ -96,4 +96,5 @@ class Diagnosis(BaseModel):
     findings: list[Finding]
     actions: list[RecommendedAction]
     remediation: str
+    links: dict[str, str] = Field(default_factory=dict, description="title → URL")
     duration_s: float

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote_plus
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +24,7 @@ DEFAULT_RUNBOOK_DIR = Path(__file__).resolve().parent.parent / "runbooks"
 ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 # `{check_id.field}` placeholders in summaries and reasons.
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\.([a-z_]+)(?:\.([a-z_]+))?\}")
+LINK_PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
 TEMPLATE_FIELDS = ("value", "summary", "offenders", "count", "status", "facts")
 TARGET_FORMS = re.compile(
     r"^(?P<check>[a-z][a-z0-9_]*)\.(?:offenders:(?P<kind>deployment|pod|node)"
@@ -193,7 +195,11 @@ class AlertSpec(_Strict):
 
 class Link(_Strict):
     title: str
-    url: str = Field(description="may use {namespace}, {pod}, {node}, {model_name} from the scope")
+    url: str = Field(description="{label} placeholders are filled from the scope, URL-encoded")
+
+    def render(self, labels: Mapping[str, str]) -> str:
+        """The URL with ``{label}`` filled from ``labels``; unknown labels become empty."""
+        return LINK_PLACEHOLDER.sub(lambda m: quote_plus(labels.get(m.group(1), "")), self.url)
 
 
 class Runbook(_Strict):

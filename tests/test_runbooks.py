@@ -398,3 +398,12 @@ def test_exact_and_regex_labels_together() -> None:
     assert match_alert(runbooks, {"team": "ml", "namespace": "inference-eu"}) is runbook
     assert match_alert(runbooks, {"team": "ml", "namespace": "batch"}) is None
     assert match_alert(runbooks, {"team": "ops", "namespace": "inference-eu"}) is None
+
+
+def test_link_placeholders_are_filled_from_the_scope_and_encoded() -> None:
+    from bot.runbooks import Link
+
+    link = Link(title="Dashboard", url="https://g/d?ns={namespace}&m={model_name}&x={missing}")
+    assert link.render({"namespace": "prod", "model_name": "a b&c"}) == (
+        "https://g/d?ns=prod&m=a+b%26c&x="
+    )
