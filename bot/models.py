@@ -98,3 +98,41 @@ class Diagnosis(BaseModel):
     remediation: str
     links: dict[str, str] = Field(default_factory=dict, description="title → URL")
     duration_s: float
+
+
+# --- Alertmanager webhook (version 4) ---------------------------------------------------------
+
+
+class Alert(BaseModel):
+    """One alert of an Alertmanager webhook notification."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str  # Alertmanager's field names, kept as sent
+    endsAt: str = ""
+    generatorURL: str = ""
+    fingerprint: str = Field(min_length=1)
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "unnamed alert")
+
+
+class AlertGroup(BaseModel):
+    """The webhook body: a group of alerts Alertmanager notifies together."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str = "4"
+    receiver: str = ""
+    status: Literal["firing", "resolved"]
+    alerts: list[Alert] = Field(min_length=1)
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+    groupKey: str = ""
+    truncatedAlerts: int = 0

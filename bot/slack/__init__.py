@@ -1,0 +1,1 @@
+"""The Slack side: rendering (pure), charts, listeners, and the outbox that posts."""

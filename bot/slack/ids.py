@@ -1,0 +1,17 @@
+"""Every identifier the app registers with Slack, in one place (the manifest test reads it)."""
+
+COMMAND = "/vllm"
+# A recommended-action button; its value is an opaque request id, never the parameters.
+ACTION_BUTTON = "recommended_action"
+# The modal that shows an action's plan.
+ACTION_PLAN_VIEW = "action_plan"
+ACTION_IDS = (ACTION_BUTTON,)
+CALLBACK_IDS = (ACTION_PLAN_VIEW,)
+
+# OAuth bot scopes the code uses, and why.
+BOT_SCOPES = {
+    "commands": "the /vllm slash command",
+    "chat:write": "post, update and send ephemeral messages",
+    "chat:write.public": "post alerts to public channels the bot was not invited to",
+    "files:write": "upload charts (files_upload_v2)",
+}
