@@ -1,0 +1,226 @@
+"""Persistent state (SQLAlchemy): alert posts and their alerts, action requests.
+
+SQLite by default, PostgreSQL when several bot replicas share state. Uniqueness lives in
+the database (primary keys), so two replicas receiving the same alert cannot both post it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AlertPost(Base):
+    """One Slack message for a group of alerts, open until every alert in it resolved."""
+
+    __tablename__ = "alert_posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_key: Mapped[str] = mapped_column(String(512), index=True)
+    runbook: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[str | None] = mapped_column(String(32))  # None until Slack accepted the post
+    status: Mapped[str] = mapped_column(String(16), default="firing")  # firing | resolved
+    payload: Mapped[str] = mapped_column(Text)  # the webhook body that opened it (JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AlertState(Base):
+    """One alert (Alertmanager fingerprint) while it is open; the key that deduplicates."""
+
+    __tablename__ = "alert_states"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("alert_posts.id"))
+    alertname: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="firing")
+    starts_at: Mapped[str] = mapped_column(String(64))
+
+
+class ActionRequest(Base):
+    """A recommended action offered on a message; buttons carry only this opaque id."""
+
+    __tablename__ = "action_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(512))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    runbook: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class OpenedPost:
+    post_id: int
+    fingerprints: list[str]
+
+
+class Store:
+    def __init__(self, database_url: str) -> None:
+        connect_args = {"check_same_thread": False} if database_url.startswith("sqlite") else {}
+        self.engine: Engine = create_engine(
+            database_url, connect_args=connect_args, pool_pre_ping=True
+        )
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    # --- alerts --------------------------------------------------------------------------
+
+    def open_post(
+        self,
+        group_key: str,
+        channel: str,
+        runbook: str | None,
+        alerts: list[tuple[str, str, str]],
+        payload: dict[str, Any],
+    ) -> OpenedPost | None:
+        """Claim the not-yet-open alerts ``(fingerprint, alertname, starts_at)`` for a new post.
+
+        Returns None when every alert is already open on a post (nothing new to say).
+        Claims race safely between replicas: a fingerprint belongs to one post only.
+        """
+        try:
+            with self.session() as s, s.begin():
+                known = set(
+                    s.scalars(
+                        select(AlertState.fingerprint).where(
+                            AlertState.fingerprint.in_([a[0] for a in alerts])
+                        )
+                    )
+                )
+                fresh = [a for a in alerts if a[0] not in known]
+                if not fresh:
+                    return None
+                post = AlertPost(
+                    group_key=group_key,
+                    runbook=runbook,
+                    channel=channel,
+                    payload=json.dumps(payload),
+                )
+                s.add(post)
+                s.flush()
+                for fingerprint, alertname, starts_at in fresh:
+                    s.add(
+                        AlertState(
+                            fingerprint=fingerprint,
+                            post_id=post.id,
+                            alertname=alertname,
+                            starts_at=starts_at,
+                        )
+                    )
+                s.flush()
+                return OpenedPost(post.id, [a[0] for a in fresh])
+        except IntegrityError:
+            return None  # another replica claimed these alerts first; it posts them
+
+    def set_post_ts(self, post_id: int, ts: str) -> None:
+        with self.session() as s, s.begin():
+            post = s.get(AlertPost, post_id)
+            if post is not None:
+                post.ts = ts
+
+    def post(self, post_id: int) -> AlertPost | None:
+        with self.session() as s:
+            return s.get(AlertPost, post_id)
+
+    def unposted(self) -> list[AlertPost]:
+        """Posts claimed but never accepted by Slack (crash, outage): to post again."""
+        with self.session() as s:
+            return list(s.scalars(select(AlertPost).where(AlertPost.ts.is_(None))))
+
+    def resolve(self, fingerprints: list[str]) -> list[AlertPost]:
+        """Close these alerts; return the posts whose every alert is now resolved."""
+        closed: list[AlertPost] = []
+        with self.session() as s, s.begin():
+            states = list(
+                s.scalars(select(AlertState).where(AlertState.fingerprint.in_(fingerprints)))
+            )
+            post_ids = {st.post_id for st in states}
+            for st in states:
+                s.delete(st)
+            s.flush()
+            for post_id in post_ids:
+                remaining = s.scalar(
+                    select(AlertState.fingerprint).where(AlertState.post_id == post_id).limit(1)
+                )
+                post = s.get(AlertPost, post_id)
+                if remaining is None and post is not None and post.status != "resolved":
+                    post.status = "resolved"
+                    post.resolved_at = utcnow()
+                    closed.append(post)
+        return closed
+
+    # --- action requests -----------------------------------------------------------------
+
+    def create_action_request(
+        self,
+        *,
+        kind: str,
+        target: str,
+        params: dict[str, Any],
+        reason: str,
+        runbook: str,
+        channel: str | None,
+        ttl: timedelta,
+    ) -> str:
+        request_id = secrets.token_urlsafe(18)
+        with self.session() as s, s.begin():
+            s.add(
+                ActionRequest(
+                    id=request_id,
+                    kind=kind,
+                    target=target,
+                    params=params,
+                    reason=reason,
+                    runbook=runbook,
+                    channel=channel,
+                    expires_at=utcnow() + ttl,
+                )
+            )
+        return request_id
+
+    def action_request(self, request_id: str) -> ActionRequest | None:
+        with self.session() as s:
+            return s.get(ActionRequest, request_id)
