@@ -8,6 +8,8 @@ typo fails at start instead of being silently ignored.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -24,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.models import labels_match
 
 CONFIG_ENV_VAR = "VLLM_CHATOPS_CONFIG"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -62,6 +66,28 @@ class ClusterConfig(BaseModel):
                 "(in_cluster uses the pod's service account)"
             )
         return self
+
+
+class Route(BaseModel):
+    """Alerts whose labels match go to ``channel`` (first matching route wins)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: dict[str, str] = Field(
+        default_factory=dict, description="label → exact value, or ~regex for the whole value"
+    )
+    channel: str = Field(min_length=1)
+
+    @field_validator("match")
+    @classmethod
+    def _regexes_compile(cls, match: dict[str, str]) -> dict[str, str]:
+        for key, value in match.items():
+            if value.startswith("~"):
+                try:
+                    re.compile(value[1:])
+                except re.error as exc:
+                    raise ValueError(f"{key}: invalid regex {value[1:]!r}: {exc}") from exc
+        return match
 
 
 class Settings(BaseSettings):
@@ -108,6 +134,16 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("default_channel", "VLLM_CHATOPS_DEFAULT_CHANNEL")
     )
     clusters: list[ClusterConfig] = Field(default_factory=list)
+    routes: list[Route] = Field(
+        default_factory=list, description="alert routing to channels; else default_channel"
+    )
+    action_request_ttl_s: int = Field(
+        default=900,
+        ge=60,
+        le=86400,
+        validation_alias=_env("action_request_ttl_s", "VLLM_CHATOPS_ACTION_TTL"),
+        description="How long a recommended-action button stays valid.",
+    )
     runbooks_dir: Path | None = Field(
         default=None,
         validation_alias=_env("runbooks_dir", "VLLM_CHATOPS_RUNBOOKS_DIR"),
@@ -184,6 +220,13 @@ class Settings(BaseSettings):
                     f"check {check_id} has no parameter {unknown[0]!r}; known: {known}"
                 )
         return thresholds
+
+    def channel_for(self, labels: Mapping[str, str]) -> str | None:
+        """The first matching route's channel, else the default channel."""
+        for route in self.routes:
+            if labels_match(route.match, labels):
+                return route.channel
+        return self.default_channel
 
     def cluster(self, name: str | None) -> ClusterConfig:
         """The named cluster (or the first one); ConfigError naming the known ones."""

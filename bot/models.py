@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -136,3 +138,15 @@ class AlertGroup(BaseModel):
     externalURL: str = ""
     groupKey: str = ""
     truncatedAlerts: int = 0
+
+
+def labels_match(matchers: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Every matcher holds: an exact value, or ``~regex`` matching the whole value."""
+    for key, want in matchers.items():
+        have = labels.get(key, "")
+        if want.startswith("~"):
+            if not re.fullmatch(want[1:], have):
+                return False
+        elif have != want:
+            return False
+    return True

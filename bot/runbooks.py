@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.checks import REGISTRY
-from bot.models import ActionKind, Status
+from bot.models import ActionKind, Status, labels_match
 
 DEFAULT_RUNBOOK_DIR = Path(__file__).resolve().parent.parent / "runbooks"
 ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
@@ -72,14 +72,7 @@ class Match(_Strict):
             return False
         if self.alertnames and labels.get("alertname") not in self.alertnames:
             return False
-        for key, want in self.labels.items():
-            have = labels.get(key, "")
-            if want.startswith("~"):
-                if not re.fullmatch(want[1:], have):
-                    return False
-            elif have != want:
-                return False
-        return True
+        return labels_match(self.labels, labels)
 
 
 class CheckRef(_Strict):
