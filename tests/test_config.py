@@ -31,11 +31,14 @@ ENV_VARS = (
     "VLLM_CHATOPS_RECORDING_RULES",
     "VLLM_CHATOPS_CLUSTERS",
     "VLLM_CHATOPS_THRESHOLDS",
+    "VLLM_CHATOPS_ROUTES",
+    "VLLM_CHATOPS_ACTION_TTL",
 )
 # Settings reads the environment case-insensitively; fields without a conventional name
 # read VLLM_CHATOPS_<FIELD> (JSON): clear every spelling so the host cannot leak in.
 FIELD_NAMES = tuple(Settings.model_fields)
 FIELDS = (
+    "action_request_ttl_s",
     "alertmanager_url",
     "alerts_token",
     "clusters",
@@ -45,6 +48,7 @@ FIELDS = (
     "prometheus_url",
     "query_timeout_s",
     "recording_rules",
+    "routes",
     "runbooks_dir",
     "scale_headroom",
     "slack_api_url",
@@ -556,3 +560,21 @@ def test_clusters_from_the_environment_need_the_prefix(monkeypatch: pytest.Monke
 )
 def test_bad_diagnosis_settings_name_the_fix(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in config_error(write(tmp_path, text))
+
+
+def test_alert_routes_first_match_then_default(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "default_channel: C-DEFAULT\nroutes:\n"
+        "  - {match: {severity: critical, namespace: prod}, channel: C-PAGE}\n"
+        "  - {match: {cluster: '~gpu-.*'}, channel: C-GPU}\n",
+    )
+    settings = load_settings(path)
+    assert settings.channel_for({"severity": "critical", "namespace": "prod"}) == "C-PAGE"
+    assert settings.channel_for({"severity": "warning", "cluster": "gpu-east"}) == "C-GPU"
+    assert settings.channel_for({"cluster": "cpu-east"}) == "C-DEFAULT"
+
+
+def test_bad_route_regex_is_a_config_error(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, "routes:\n  - {match: {pod: '~(['}, channel: C1}\n"))
+    assert "routes.0.match" in message and "invalid regex" in message
