@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this long (default: run until Ctrl-C)",
     )
 
+    serve = sub.add_parser("serve", help="run the Slack bot and the Alertmanager webhook")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+
     diag = sub.add_parser("diagnose", help="run a runbook's checks against Prometheus")
     diag.add_argument("runbook", help="runbook id (see `vllm-chatops runbooks list`)")
     diag.add_argument("--prometheus", metavar="URL", help="default: the cluster's prometheus_url")
@@ -158,9 +162,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
-    from bot.commands import diagnose, runbooks, simulator
+    from bot.commands import diagnose, runbooks, serve, simulator
 
     table: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
+        ("serve", None): serve.cmd_serve,
         ("simulate", None): simulator.cmd_simulate,
         ("demo", None): simulator.cmd_demo,
         ("diagnose", None): diagnose.cmd_diagnose,

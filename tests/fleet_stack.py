@@ -23,9 +23,8 @@ def require_binary(name: str, found: str | None) -> str:
     """Under CI a missing binary is a failure; on a workstation it skips with the fix."""
     if found:
         return found
-    message = (
-        f"'{name}' is not installed (Debian: apt-get install {name}); scripts/install.sh does it"
-    )
+    package = {"promtool": "prometheus"}.get(name, name)
+    message = f"'{name}' is not installed (Debian package {package}); scripts/install.sh does it"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -62,13 +61,22 @@ class FleetStack:
         return result[0][1]
 
 
-def start_stack(binary: str, rule_files: list[Path] | None = None, **fleet_args: Any) -> FleetStack:
+def start_stack(
+    binary: str,
+    rule_files: list[Path] | None = None,
+    alertmanagers: list[str] | None = None,
+    **fleet_args: Any,
+) -> FleetStack:
     args: dict[str, Any] = {"replicas": 8, "gpus_per_replica": 4, "seed": 7} | fleet_args
     fleet = build_fleet(now=time.time(), **args)
     simulator = Simulator(fleet, "healthy", args["seed"])
     server = BackgroundServer(make_app(simulator)).start()
     prometheus = PrometheusRunner(
-        server.url, scrape_interval_s=1.0, binary=binary, rule_files=rule_files
+        server.url,
+        scrape_interval_s=1.0,
+        binary=binary,
+        rule_files=rule_files,
+        alertmanagers=alertmanagers,
     )
     try:
         prometheus.start()

@@ -54,6 +54,7 @@ class PrometheusRunner:
         rule_files: list[Path] | None = None,
         port: int | None = None,
         retention: str = "2h",
+        alertmanagers: list[str] | None = None,
     ) -> None:
         found = binary or find_prometheus()
         if not found:
@@ -66,6 +67,7 @@ class PrometheusRunner:
         self.rule_files = rule_files or []
         self.port = port or free_port()
         self.retention = retention
+        self.alertmanagers = alertmanagers or []
         self._dir = Path(tempfile.mkdtemp(prefix="vllm-chatops-prom-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -81,6 +83,9 @@ class PrometheusRunner:
         config = scrape_config(self.simulator_url, self.scrape_interval_s)
         if self.rule_files:
             config["rule_files"] = [str(p) for p in self.rule_files]
+        if self.alertmanagers:
+            hosts = [a.removeprefix("http://").rstrip("/") for a in self.alertmanagers]
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": hosts}]}]}
         return config
 
     def start(self, timeout_s: float = 60.0) -> PrometheusRunner:

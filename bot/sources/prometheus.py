@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import requests
@@ -27,6 +30,12 @@ class Sample:
 
 class MetricsError(Exception):
     """A query that could not be answered: unreachable, refused, too slow or invalid."""
+
+
+@dataclass(frozen=True)
+class RangeSeries:
+    labels: dict[str, str]
+    points: list[tuple[float, float]]  # (unix seconds, value), NaN dropped
 
 
 class MetricsSource(Protocol):
@@ -66,11 +75,11 @@ class PrometheusSource:
         params = {"timeout": f"{self.timeout_s:g}s"}
         return self._client.custom_query(promql, params=params)
 
-    async def query(self, promql: str) -> list[Sample]:
+    async def _run(self, call: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._query, promql)
+        future = loop.run_in_executor(self._pool, call)
         try:
-            raw = await asyncio.wait_for(future, timeout=self.timeout_s + 1.0)
+            return await asyncio.wait_for(future, timeout=self.timeout_s + 1.0)
         except TimeoutError as exc:
             raise MetricsError(
                 f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s"
@@ -80,7 +89,34 @@ class PrometheusSource:
         except requests.RequestException as exc:
             reason = type(exc).__name__.replace("Error", " error").strip()
             raise MetricsError(f"cannot reach Prometheus at {self.url} ({reason})") from exc
-        return parse_vector(raw)
+
+    async def query(self, promql: str) -> list[Sample]:
+        return parse_vector(await self._run(lambda: self._query(promql)))
+
+    async def query_range(
+        self, promql: str, seconds: float = 3600, step_s: float | None = None
+    ) -> list[RangeSeries]:
+        """The last ``seconds`` of ``promql`` (charts); same deadline and errors as query."""
+        end = time.time()
+        step = step_s or max(5.0, seconds / 240)
+        params = {"timeout": f"{self.timeout_s:g}s"}
+
+        def run() -> Any:
+            return self._client.custom_query_range(
+                promql,
+                start_time=datetime.fromtimestamp(end - seconds, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=f"{step:g}",
+                params=params,
+            )
+
+        raw = await self._run(run)
+        out: list[RangeSeries] = []
+        for item in raw if isinstance(raw, list) else []:
+            points = [(float(t), float(v)) for t, v in item.get("values", [])]
+            points = [(t, v) for t, v in points if math.isfinite(v)]
+            out.append(RangeSeries(labels=dict(item.get("metric", {})), points=points))
+        return out
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

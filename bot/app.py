@@ -1,0 +1,147 @@
+"""Wiring only: settings → clients → store → listeners → one HTTP server.
+
+The HTTP server always serves ``POST /alerts`` (Alertmanager webhook, bearer token),
+``GET /healthz``, ``GET /readyz`` and ``GET /metrics``; in HTTP mode (no app token) it
+also serves Slack at ``POST /slack/events``. With ``SLACK_APP_TOKEN`` Slack comes in over
+Socket Mode instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+from bot import intake
+from bot.config import ConfigError, Settings
+from bot.models import AlertGroup
+from bot.runbooks import DEFAULT_RUNBOOK_DIR, load_runbooks
+from bot.services import ALERTS_RECEIVED, Services
+from bot.slack import listeners
+from bot.slack.outbox import Outbox, make_client
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
+
+
+def require_serving_settings(settings: Settings) -> None:
+    """What `serve` cannot run without, named with the fix."""
+    missing = []
+    if settings.slack_bot_token is None:
+        missing.append("SLACK_BOT_TOKEN (the bot token, xoxb-…)")
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        missing.append("SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+    if settings.alerts_token is None:
+        missing.append("VLLM_CHATOPS_ALERTS_TOKEN (the bearer token Alertmanager sends)")
+    if settings.default_channel is None and not settings.routes:
+        missing.append("VLLM_CHATOPS_DEFAULT_CHANNEL (or routes) for alert posts")
+    if missing:
+        raise ConfigError("cannot serve without: " + "; ".join(missing))
+
+
+@dataclass
+class Bot:
+    services: Services
+    bolt: AsyncApp
+    web: web.Application
+    socket_mode: bool
+
+
+def build(settings: Settings) -> Bot:
+    require_serving_settings(settings)
+    assert settings.slack_bot_token is not None
+    runbooks = load_runbooks(settings.runbooks_dir or DEFAULT_RUNBOOK_DIR)
+    client = make_client(settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url))
+    services = Services(
+        settings=settings,
+        runbooks=runbooks,
+        store=Store(settings.database_url),
+        outbox=Outbox(client),
+    )
+    socket_mode = settings.slack_app_token is not None
+    secret = settings.slack_signing_secret
+    bolt = AsyncApp(
+        client=client,
+        signing_secret=secret.get_secret_value() if secret else None,
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+    )
+    listeners.register(bolt, services)
+    return Bot(services, bolt, make_web_app(services, None if socket_mode else bolt), socket_mode)
+
+
+def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
+    routes = web.RouteTableDef()
+    expected = svc.settings.alerts_token
+    token = expected.get_secret_value() if expected else ""
+
+    @routes.post("/alerts")
+    async def alerts(request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "")
+        if not token or not hmac.compare_digest(given, f"Bearer {token}"):
+            ALERTS_RECEIVED.labels("unknown", "unauthorized").inc()
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        raw = await request.read()
+        try:
+            group = AlertGroup.model_validate(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            ALERTS_RECEIVED.labels("unknown", "invalid").inc()
+            return web.json_response({"error": "body is not JSON"}, status=400)
+        except ValidationError as exc:
+            ALERTS_RECEIVED.labels("unknown", "invalid").inc()
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]]
+            return web.json_response(
+                {"error": "not an Alertmanager webhook (version 4)", "problems": problems},
+                status=400,
+            )
+        try:
+            claims = await asyncio.to_thread(intake.claim, svc, group)
+        except intake.NoChannelError as exc:
+            ALERTS_RECEIVED.labels(group.status, "no_channel").inc()
+            return web.json_response({"error": str(exc)}, status=422)
+        except Exception:  # the database: Alertmanager retries 5xx, so nothing is lost
+            log.exception("cannot record alert group %s", group.groupKey)
+            ALERTS_RECEIVED.labels(group.status, "store_error").inc()
+            return web.json_response({"error": "state store unavailable"}, status=503)
+        for claim in claims:
+            svc.spawn(intake.publish(svc, claim), f"alert post {claim.post_id}")
+        if any(a.status == "resolved" for a in group.alerts):
+            svc.spawn(intake.resolve(svc, group), f"resolve {group.groupKey}")
+        outcome = "posted" if claims else "duplicate_or_resolved"
+        ALERTS_RECEIVED.labels(group.status, outcome).inc()
+        return web.json_response({"accepted": len(group.alerts), "new_posts": len(claims)})
+
+    @routes.get("/healthz")
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    @routes.get("/readyz")
+    async def readyz(request: web.Request) -> web.Response:
+        if not await asyncio.to_thread(svc.store.ping):
+            return web.Response(status=503, text="state store unreachable\n")
+        return web.Response(text="ready\n")
+
+    @routes.get("/metrics")
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    if bolt is not None:
+
+        @routes.post("/slack/events")
+        async def slack_events(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(
+                await bolt.async_dispatch(await to_bolt_request(request))
+            )
+
+    app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
+    app.add_routes(routes)
+    return app

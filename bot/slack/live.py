@@ -1,0 +1,115 @@
+"""A diagnosis that lives in Slack: posted at once, updated as checks finish, then charted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+
+from bot.checks import REGISTRY
+from bot.diagnosis import diagnose
+from bot.models import CheckResult, Diagnosis, Scope
+from bot.promql import vllm_selector
+from bot.runbooks import Runbook
+from bot.services import DIAGNOSIS_SECONDS, Services
+from bot.slack.blocks import diagnosis_message, progress_message
+from bot.slack.charts import CHARTS, fill, label_series, render_png
+from bot.sources.prometheus import MetricsError, PrometheusSource
+
+log = logging.getLogger(__name__)
+
+UPDATE_EVERY_S = 1.0  # chat.update is rate limited: at most one progress edit a second
+
+
+async def diagnose_to_slack(
+    svc: Services,
+    channel: str,
+    runbook: Runbook,
+    scope: Scope,
+    thread_ts: str | None = None,
+) -> tuple[Diagnosis, str | None]:
+    """Post progress, update it in place as checks finish, end with the full report.
+
+    Returns the diagnosis and the ts of its message (None if Slack refused every post).
+    """
+    metrics = svc.metrics_for(scope.cluster)
+    total = len(runbook.checks)
+    ts = await svc.outbox.post(
+        channel, progress_message(runbook.title, scope, [], total), thread_ts
+    )
+    done: list[CheckResult] = []
+    last_update = 0.0
+
+    async def on_check(result: CheckResult, finished: int, count: int) -> None:
+        nonlocal last_update
+        done.append(result)
+        now = time.monotonic()
+        if ts and finished < count and now - last_update >= UPDATE_EVERY_S:
+            last_update = now
+            await svc.outbox.update(
+                channel, ts, progress_message(runbook.title, scope, done, total)
+            )
+
+    started = time.monotonic()
+    d = await diagnose(runbook, scope, metrics, svc.options, on_check)
+    DIAGNOSIS_SECONDS.labels(runbook.id).observe(time.monotonic() - started)
+    ttl = timedelta(seconds=svc.settings.action_request_ttl_s)
+    request_ids = [
+        await asyncio.to_thread(
+            svc.store.create_action_request,
+            kind=a.kind,
+            target=a.target,
+            params=a.params,
+            reason=a.reason,
+            runbook=runbook.id,
+            channel=channel,
+            ttl=ttl,
+        )
+        for a in d.actions
+    ]
+    final = diagnosis_message(d, request_ids)
+    if ts is None or not await svc.outbox.update(channel, ts, final):
+        ts = await svc.outbox.post(channel, final, thread_ts)
+    chart_thread = thread_ts or ts
+    if chart_thread:
+        await post_chart(svc, metrics, channel, chart_thread, d, runbook)
+    return d, ts
+
+
+def _chart_check(d: Diagnosis) -> CheckResult | None:
+    """The check worth a picture: the worst one that has a chart."""
+    rank = {"crit": 0, "warn": 1, "unknown": 3, "ok": 2}
+    charted = [c for c in d.checks if c.id in CHARTS]
+    return min(charted, key=lambda c: rank[c.status]) if charted else None
+
+
+async def post_chart(
+    svc: Services,
+    metrics: PrometheusSource,
+    channel: str,
+    thread_ts: str,
+    d: Diagnosis,
+    runbook: Runbook,
+) -> bool:
+    """The last hour of the key series, with the critical level, uploaded into the thread."""
+    check = _chart_check(d)
+    if check is None:
+        return False
+    spec = CHARTS[check.id]
+    params = runbook.check_params(check.id, svc.settings.thresholds)
+    thresholds_of = REGISTRY[check.id].thresholds
+    threshold = thresholds_of(params).crit if thresholds_of else None
+    try:
+        selector = vllm_selector(d.scope)
+        rows = await metrics.query_range(fill(spec.query, selector), seconds=3600)
+    except (MetricsError, ValueError) as exc:
+        log.warning("no chart for %s: %s", check.id, exc)
+        return False
+    series = label_series(rows, default_label=spec.title)
+    png = await asyncio.to_thread(
+        render_png, spec.title, spec.unit, series, threshold, "critical" if threshold else ""
+    )
+    return await svc.outbox.upload_png(
+        channel, thread_ts, png, f"{check.id}.png", f"{spec.title} — last hour"
+    )

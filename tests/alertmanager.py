@@ -1,0 +1,103 @@
+"""A real Alertmanager (Debian package prometheus-alertmanager) for end-to-end tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from bot.simulator.prometheus_runner import PrometheusError, free_port
+
+
+def find_alertmanager() -> str | None:
+    return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+class AlertmanagerRunner:
+    """Alertmanager on a free loopback port with one webhook receiver (the bot)."""
+
+    def __init__(self, binary: str, webhook_url: str, bearer_token: str) -> None:
+        self.binary = binary
+        self.webhook_url = webhook_url
+        self.bearer_token = bearer_token
+        self.port = free_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="vllm-chatops-am-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "route": {
+                "receiver": "bot",
+                "group_by": ["alertname", "namespace"],
+                "group_wait": "0s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [
+                {
+                    "name": "bot",
+                    "webhook_configs": [
+                        {
+                            "url": self.webhook_url,
+                            "send_resolved": True,
+                            "http_config": {
+                                "authorization": {
+                                    "type": "Bearer",
+                                    "credentials": self.bearer_token,
+                                }
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+
+    def start(self, timeout_s: float = 30.0) -> AlertmanagerRunner:
+        config = self._dir / "alertmanager.yml"
+        config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        log = (self._dir / "alertmanager.log").open("wb")
+        self._process = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={config}",
+                f"--storage.path={self._dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise PrometheusError(
+                    "alertmanager exited: "
+                    + (self._dir / "alertmanager.log").read_text(errors="replace")[-2000:]
+                )
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise PrometheusError("alertmanager not ready")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,0 +1,231 @@
+"""The Slack app through the real protocol: signed requests to /slack/events, a local fake
+Slack Web API, a real Prometheus over the simulator, and a real Alertmanager sending the
+webhook for alerts Prometheus evaluates from the exported rules."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from alertmanager import AlertmanagerRunner, find_alertmanager
+from bot_runner import BotRunner
+from fakes.slack import FakeSlack, block_action_body, send_signed, slash_command_body
+from fleet_stack import FleetStack, eventually, require_binary, start_stack
+
+from bot.alert_rules import render_rules_yaml
+from bot.runbooks import load_runbooks
+from bot.simulator.prometheus_runner import free_port
+from bot.slack import ids
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+SECRET = "signing-secret"
+ALERTS_TOKEN = "alerts-token"
+CHANNEL = "C-ALERTS"
+
+
+@dataclass
+class World:
+    slack: FakeSlack
+    stack: FleetStack
+    alertmanager: AlertmanagerRunner
+    bot: BotRunner
+
+    def command(self, text: str, channel: str = "C123") -> float:
+        """Send `/vllm text` signed; the acknowledgement latency in seconds."""
+        body = slash_command_body(text, channel_id=channel, response_url=self.slack.response_url)
+        response = send_signed(f"{self.bot.url}/slack/events", body, SECRET)
+        assert response.status == 200, response.body
+        return response.elapsed
+
+
+@pytest.fixture(scope="module")
+def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    am_binary = require_binary("prometheus-alertmanager", find_alertmanager())
+    bot_port = free_port()
+    alertmanager = AlertmanagerRunner(
+        am_binary, f"http://127.0.0.1:{bot_port}/alerts", ALERTS_TOKEN
+    ).start()
+    rules = tmp_path_factory.mktemp("rules") / "rules.yml"
+    rules.write_text(render_rules_yaml(load_runbooks(), for_override="0s"))
+    stack = start_stack(
+        prometheus_binary, rule_files=[rules], alertmanagers=[alertmanager.url], seed=5
+    )
+    slack = FakeSlack().start()
+    bot = BotRunner(
+        slack_bot_token=slack.token,
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.api_url,
+        prometheus_url=stack.prometheus.url,
+        alerts_token=ALERTS_TOKEN,
+        default_channel=CHANNEL,
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('db') / 'bot.db'}",
+        diagnosis_window="20s",
+    )
+    bot.port = bot_port
+    bot.start()
+    yield World(slack, stack, alertmanager, bot)
+    bot.stop()
+    slack.stop()
+    stack.prometheus.stop()
+    stack.server.stop()
+    alertmanager.stop()
+
+
+def test_forged_and_stale_requests_are_refused(world: World) -> None:
+    body = slash_command_body("help")
+    forged = send_signed(f"{world.bot.url}/slack/events", body, "not-the-secret")
+    assert forged.status == 401
+    stale = send_signed(
+        f"{world.bot.url}/slack/events", body, SECRET, timestamp=int(time.time()) - 600
+    )
+    assert stale.status == 401
+
+
+def test_help_and_bad_subcommand_answer_ephemerally(world: World) -> None:
+    before = len(world.slack.responses)
+    world.command("frobnicate now")
+    replies = world.slack.wait_for(lambda: world.slack.responses[before:] or None, timeout=10)
+    reply = json.dumps(replies[0].body)
+    assert "unknown subcommand" in reply and "frobnicate" in reply
+    assert "diagnose" in reply  # usage follows the problem
+    assert replies[0].body.get("response_type") == "ephemeral"
+
+
+def test_diagnose_posts_then_updates_in_place_and_charts(world: World) -> None:
+    truth = world.stack.switch("kv_cache_pressure", seed=5)
+    hot = {f.pod for f in truth.faults if f.pod}
+    time.sleep(3)
+    posted_before = len(world.slack.calls_to("chat.postMessage"))
+    ack = world.command("diagnose kv_cache_pressure ns=inference")
+    assert ack < 3.0
+
+    def finished() -> str:
+        msgs = [m for m in world.slack.messages("C123") if "KV" in json.dumps(m.blocks)]
+        assert msgs, "no diagnosis message yet"
+        final = json.dumps(msgs[-1].blocks)
+        assert "memory_pressure" in final or "Memory pressure" in final
+        return final
+
+    final = eventually(finished, timeout_s=40)
+    assert any(pod in final for pod in hot), "the diagnosis names a pressured replica"
+    posts = world.slack.calls_to("chat.postMessage")[posted_before:]
+    updates = world.slack.calls_to("chat.update")
+    assert posts and updates, "posted once, then updated in place"
+    assert any(ids.ACTION_BUTTON in json.dumps(m.blocks) for m in world.slack.messages("C123"))
+    world.slack.wait_for(lambda: [f for f in world.slack.files if f.filename.endswith(".png")])
+    png = next(f for f in world.slack.files if f.filename.endswith(".png"))
+    assert png.data is not None and png.data.startswith(b"\x89PNG")
+
+
+def test_action_button_opens_the_plan(world: World) -> None:
+    messages = world.slack.messages("C123")
+    values = [
+        element["value"]
+        for m in messages
+        for block in m.blocks or []
+        for element in ([block.get("accessory")] if block.get("accessory") else [])
+        + block.get("elements", [])
+        if isinstance(element, dict) and element.get("action_id") == ids.ACTION_BUTTON
+    ]
+    assert values, "the diagnosis offered an action"
+    assert all("scale" not in v and "deployment/" not in v for v in values), "opaque ids only"
+    body = block_action_body(ids.ACTION_BUTTON, values[0], trigger_id=world.slack.new_trigger_id())
+    assert send_signed(f"{world.bot.url}/slack/events", body, SECRET).status == 200
+    view = world.slack.wait_for(lambda: world.slack.views[-1] if world.slack.views else None)
+    assert view is not None
+    assert view.callback_id == ids.ACTION_PLAN_VIEW
+    assert view.private_metadata == values[0]
+    assert "scale" in json.dumps(view.view).lower()
+
+
+def test_alerts_endpoint_refuses_bad_requests(world: World) -> None:
+    url = f"{world.bot.url}/alerts"
+    assert httpx.post(url, json={}).status_code == 401
+    auth = {"Authorization": f"Bearer {ALERTS_TOKEN}"}
+    bad_json = httpx.post(url, content=b"{not json", headers=auth)
+    assert bad_json.status_code == 400 and "not JSON" in bad_json.text
+    not_webhook = httpx.post(url, json={"status": "firing", "alerts": []}, headers=auth)
+    assert not_webhook.status_code == 400 and "problems" in not_webhook.json()
+
+
+def _webhook(status: str, fingerprint: str, pod: str) -> dict[str, object]:
+    alert = {
+        "status": status,
+        "labels": {"alertname": "VLLMKVCachePressure", "severity": "critical",
+                   "runbook": "kv_cache_pressure", "namespace": "inference", "pod": pod},
+        "annotations": {"summary": f"KV cache high on {pod}"},
+        "startsAt": "2026-11-28T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-28T10:05:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": fingerprint,
+    }  # fmt: skip
+    return {
+        "version": "4", "receiver": "bot", "status": status, "alerts": [alert],
+        "groupLabels": {"alertname": "VLLMKVCachePressure"},
+        "commonLabels": alert["labels"], "commonAnnotations": alert["annotations"],
+        "externalURL": "http://alertmanager", "groupKey": f"test/{fingerprint}",
+        "truncatedAlerts": 0,
+    }  # fmt: skip
+
+
+def test_same_alert_twice_posts_once_and_resolve_updates(world: World) -> None:
+    url = f"{world.bot.url}/alerts"
+    auth = {"Authorization": f"Bearer {ALERTS_TOKEN}"}
+    pod = world.stack.simulator.fleet.replicas[0].pod
+    first = httpx.post(url, json=_webhook("firing", "fp-dedup", pod), headers=auth)
+    second = httpx.post(url, json=_webhook("firing", "fp-dedup", pod), headers=auth)
+    assert first.json()["new_posts"] == 1 and second.json()["new_posts"] == 0
+    world.bot.drain()
+    roots = [
+        m for m in world.slack.messages(CHANNEL)
+        if m.thread_ts is None and pod in json.dumps(m.blocks) and "fp-dedup" not in m.text
+    ]  # fmt: skip
+    assert len(roots) == 1
+    httpx.post(url, json=_webhook("resolved", "fp-dedup", pod), headers=auth)
+    world.bot.drain()
+    root = world.slack.messages(CHANNEL)[world.slack.messages(CHANNEL).index(roots[0])]
+    assert "RESOLVED" in json.dumps(root.blocks).upper()
+    replies = [m for m in world.slack.messages(CHANNEL) if m.thread_ts == root.ts]
+    assert any("Resolved after" in json.dumps(m.blocks) for m in replies)
+
+
+def test_end_to_end_alertmanager_to_slack(world: World) -> None:
+    truth = world.stack.switch("kv_cache_pressure", seed=5)
+    hot = {f.pod for f in truth.faults if f.pod}
+
+    def alert_post() -> str:
+        for m in world.slack.messages(CHANNEL):
+            text = json.dumps(m.blocks)
+            firing = "VLLMKVCachePressure" in text and "FIRING" in text.upper()
+            if m.thread_ts is None and firing and any(p in text for p in hot):
+                return m.ts
+        raise AssertionError("no alert post for the pressured replica yet")
+
+    ts = eventually(alert_post, timeout_s=60)
+    root = next(m for m in world.slack.messages(CHANNEL) if m.ts == ts)
+    assert "KV-cache pressure" in json.dumps(root.blocks)  # the runbook
+
+    def diagnosis_in_thread() -> None:
+        thread = [m for m in world.slack.messages(CHANNEL) if m.thread_ts == ts]
+        text = json.dumps([m.blocks for m in thread])
+        assert "Memory pressure" in text
+        assert any(p in text for p in hot)
+
+    eventually(diagnosis_in_thread, timeout_s=40)
+    metrics = httpx.get(f"{world.bot.url}/metrics").text
+    assert "vllm_chatops_alert_to_post_seconds_count" in metrics
+
+
+def test_readiness_and_health(world: World) -> None:
+    assert httpx.get(f"{world.bot.url}/healthz").status_code == 200
+    assert httpx.get(f"{world.bot.url}/readyz").status_code == 200
+
+
+def test_unreadable_fixture_paths_exist() -> None:
+    assert Path(__file__).with_name("alertmanager.py").is_file()
