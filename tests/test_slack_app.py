@@ -9,12 +9,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from alertmanager import AlertmanagerRunner, find_alertmanager
 from bot_runner import BotRunner
-from fakes.slack import FakeSlack, block_action_body, send_signed, slash_command_body
+from fakes.slack import (
+    FakeSlack,
+    block_action_body,
+    send_signed,
+    slash_command_body,
+    slash_command_payload,
+)
 from fleet_stack import FleetStack, eventually, require_binary, start_stack
 
 from bot.alert_rules import render_rules_yaml
@@ -26,7 +33,7 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 SECRET = "signing-secret"
 ALERTS_TOKEN = "alerts-token"
-CHANNEL = "C-ALERTS"
+CHANNEL = "C0ALERTS1"
 
 
 @dataclass
@@ -91,6 +98,7 @@ def test_help_and_bad_subcommand_answer_ephemerally(world: World) -> None:
     before = len(world.slack.responses)
     world.command("frobnicate now")
     replies = world.slack.wait_for(lambda: world.slack.responses[before:] or None, timeout=10)
+    assert replies is not None
     reply = json.dumps(replies[0].body)
     assert "unknown subcommand" in reply and "frobnicate" in reply
     assert "diagnose" in reply  # usage follows the problem
@@ -154,7 +162,7 @@ def test_alerts_endpoint_refuses_bad_requests(world: World) -> None:
     assert not_webhook.status_code == 400 and "problems" in not_webhook.json()
 
 
-def _webhook(status: str, fingerprint: str, pod: str) -> dict[str, object]:
+def _webhook(status: str, fingerprint: str, pod: str) -> dict[str, Any]:
     alert = {
         "status": status,
         "labels": {"alertname": "VLLMKVCachePressure", "severity": "critical",
@@ -184,12 +192,13 @@ def test_same_alert_twice_posts_once_and_resolve_updates(world: World) -> None:
     world.bot.drain()
     roots = [
         m for m in world.slack.messages(CHANNEL)
-        if m.thread_ts is None and pod in json.dumps(m.blocks) and "fp-dedup" not in m.text
+        if m.thread_ts is None and pod in json.dumps(m.blocks)
     ]  # fmt: skip
     assert len(roots) == 1
     httpx.post(url, json=_webhook("resolved", "fp-dedup", pod), headers=auth)
     world.bot.drain()
-    root = world.slack.messages(CHANNEL)[world.slack.messages(CHANNEL).index(roots[0])]
+    root = next(m for m in world.slack.messages(CHANNEL) if m.ts == roots[0].ts)
+    assert root.edited
     assert "RESOLVED" in json.dumps(root.blocks).upper()
     replies = [m for m in world.slack.messages(CHANNEL) if m.thread_ts == root.ts]
     assert any("Resolved after" in json.dumps(m.blocks) for m in replies)
@@ -229,3 +238,66 @@ def test_readiness_and_health(world: World) -> None:
 
 def test_unreadable_fixture_paths_exist() -> None:
     assert Path(__file__).with_name("alertmanager.py").is_file()
+
+
+def test_a_group_of_alerts_is_one_post_and_unknown_alerts_still_post(world: World) -> None:
+    url = f"{world.bot.url}/alerts"
+    auth = {"Authorization": f"Bearer {ALERTS_TOKEN}"}
+    group = _webhook("firing", "fp-g1", "pod-one")
+    second = json.loads(json.dumps(group["alerts"]))[0]
+    second["fingerprint"], second["labels"]["pod"] = "fp-g2", "pod-two"
+    group["alerts"] = [*group["alerts"], second]
+    group["commonLabels"] = {"alertname": "VLLMKVCachePressure", "runbook": "kv_cache_pressure"}
+    assert httpx.post(url, json=group, headers=auth).json()["new_posts"] == 1
+    unknown = _webhook("firing", "fp-unknown", "pod-x")
+    for alert in unknown["alerts"]:
+        alert["labels"] = {"alertname": "DiskFull", "instance": "db-1:9100"}
+    unknown["commonLabels"] = {"alertname": "DiskFull"}
+    assert httpx.post(url, json=unknown, headers=auth).json()["new_posts"] == 1
+    world.bot.drain()
+    roots = [m for m in world.slack.messages(CHANNEL) if m.thread_ts is None]
+    grouped = [m for m in roots if "pod-one" in json.dumps(m.blocks)]
+    assert len(grouped) == 1 and "pod-two" in json.dumps(grouped[0].blocks)
+    (disk,) = [m for m in roots if "DiskFull" in json.dumps(m.blocks)]
+    assert "No runbook matches" in json.dumps(disk.blocks)
+
+
+def test_slack_rate_limit_is_waited_out(world: World) -> None:
+    world.slack.rate_limit("chat.postMessage", times=1, retry_after=1)
+    url = f"{world.bot.url}/alerts"
+    auth = {"Authorization": f"Bearer {ALERTS_TOKEN}"}
+    httpx.post(url, json=_webhook("firing", "fp-429", "pod-429"), headers=auth)
+    world.bot.drain()
+    limited = [c for c in world.slack.calls_to("chat.postMessage") if c.status == 429]
+    assert limited, "the fake answered 429 once"
+    assert any("pod-429" in json.dumps(m.blocks) for m in world.slack.messages(CHANNEL))
+
+
+def test_socket_mode(world: World, tmp_path: Path) -> None:
+    bot = BotRunner(
+        slack_bot_token=world.slack.token,
+        slack_app_token=world.slack.app_token,
+        slack_api_url=world.slack.api_url,
+        prometheus_url=world.stack.prometheus.url,
+        alerts_token=ALERTS_TOKEN,
+        default_channel=CHANNEL,
+        database_url=f"sqlite:///{tmp_path / 'socket.db'}",
+        diagnosis_window="20s",
+    ).start()
+    try:
+        world.slack.wait_for_socket_connection(timeout=10)
+        response_url = world.slack.new_response_url()
+        payload = slash_command_payload("runbooks", response_url=response_url)
+        envelope = world.slack.socket_send("slash_commands", payload)
+        ack = world.slack.wait_for(lambda: world.slack.ack_for(envelope), timeout=5)
+        assert ack is not None and ack.latency is not None and ack.latency < 3.0
+        reply = world.slack.wait_for(
+            lambda: [r for r in world.slack.responses if "kv_cache_pressure" in json.dumps(r.body)],
+            timeout=10,
+        )
+        assert reply
+        # Socket Mode serves no /slack/events; the webhook and health stay on HTTP
+        assert httpx.post(f"{bot.url}/slack/events", content=b"x").status_code == 404
+        assert httpx.get(f"{bot.url}/healthz").status_code == 200
+    finally:
+        bot.stop()
