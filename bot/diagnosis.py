@@ -123,6 +123,7 @@ async def diagnose(
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     ordered = [results[ref.id] for ref in runbook.checks]
     findings, actions = evaluate(runbook, results, scope, options.sizing)
     return Diagnosis(

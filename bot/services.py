@@ -84,6 +84,14 @@ class Services:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
+    async def shutdown(self, grace_s: float = 10.0) -> None:
+        """Let background work finish for ``grace_s``, then cancel what is left."""
+        await self.drain(grace_s)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+
     def close(self) -> None:
         for source in self._sources.values():
             source.close()

@@ -61,6 +61,6 @@ async def serve(bot: Bot, host: str, port: int, stop: asyncio.Event | None = Non
     finally:
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
-        await svc.drain(timeout_s=10)
+        await svc.shutdown(grace_s=10)
         await runner.cleanup()
         svc.close()
