@@ -1,0 +1,114 @@
+"""State store on SQLite and on a real PostgreSQL: deduplication holds across replicas."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.store import Store
+
+POSTGRES_URL = os.environ.get(
+    "VLLM_CHATOPS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_available() -> bool:
+    try:
+        with create_engine(POSTGRES_URL).connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    if not _postgres_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def alerts(*fingerprints: str) -> list[tuple[str, str, str]]:
+    return [(f, "VLLMQueueBacklog", "2026-11-28T10:00:00Z") for f in fingerprints]
+
+
+def test_open_post_claims_each_alert_once(database_url: str) -> None:
+    store = Store(database_url)
+    first = store.open_post("g1", "C1", "queue_backlog", alerts("a", "b"), {"x": 1})
+    assert first is not None and sorted(first.fingerprints) == ["a", "b"]
+    assert store.open_post("g1", "C1", "queue_backlog", alerts("a", "b"), {}) is None
+    more = store.open_post("g1", "C1", "queue_backlog", alerts("b", "c"), {})
+    assert more is not None and more.fingerprints == ["c"]
+
+
+def test_two_replicas_racing_post_once(database_url: str) -> None:
+    replicas = [Store(database_url) for _ in range(2)]
+    results: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def claim(store: Store) -> None:
+        barrier.wait()
+        results.append(store.open_post("g", "C1", None, alerts("same"), {}))
+
+    threads = [threading.Thread(target=claim, args=(replicas[i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+
+
+def test_resolve_closes_a_post_when_all_its_alerts_resolved(database_url: str) -> None:
+    store = Store(database_url)
+    opened = store.open_post("g", "C1", None, alerts("x", "y"), {})
+    assert opened is not None
+    store.set_post_ts(opened.post_id, "123.456")
+    assert store.resolve(["x"]) == []
+    (closed,) = store.resolve(["y"])
+    assert closed.id == opened.post_id and closed.status == "resolved"
+    assert store.unposted() == []
+    # a resolved alert can fire again: a new post
+    assert store.open_post("g", "C1", None, alerts("x"), {}) is not None
+
+
+def test_unposted_posts_are_found_for_redrive(database_url: str) -> None:
+    store = Store(database_url)
+    opened = store.open_post("g", "C1", None, alerts("z"), {"k": "v"})
+    assert opened is not None
+    assert [p.id for p in store.unposted()] == [opened.post_id]
+
+
+def test_action_requests_are_opaque_and_expire(database_url: str) -> None:
+    store = Store(database_url)
+    request_id = store.create_action_request(
+        kind="scale",
+        target="deployment/ns/vllm",
+        params={"replicas": 9},
+        reason="r",
+        runbook="queue_backlog",
+        channel="C1",
+        ttl=timedelta(minutes=15),
+    )
+    assert len(request_id) >= 20 and "scale" not in request_id
+    stored = store.action_request(request_id)
+    assert stored is not None and stored.params == {"replicas": 9}
+    assert store.action_request("nope") is None
