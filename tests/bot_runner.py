@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import httpx
 
@@ -13,6 +14,8 @@ from bot.app import Bot, build
 from bot.commands.serve import serve
 from bot.config import Settings
 from bot.simulator.prometheus_runner import free_port
+
+T = TypeVar("T")
 
 
 class BotRunner:
@@ -59,6 +62,10 @@ class BotRunner:
         """Wait until the bot's background work (posts, diagnoses) is done."""
         future = asyncio.run_coroutine_threadsafe(self.bot.services.drain(timeout_s), self._loop)
         future.result(timeout=timeout_s + 5)
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the bot's event loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
 
     def stop(self) -> None:
         if self._stop is not None:

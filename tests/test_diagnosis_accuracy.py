@@ -201,7 +201,8 @@ def test_cli_diagnose_json_and_exit_codes(
 
 def test_cli_diagnose_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diagnose", "no_such_runbook"]) == 2
-    assert "known: gpu_hardware_failure" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown runbook 'no_such_runbook'; known:" in err and "gpu_hardware_failure" in err
     assert main(["diagnose", "high_latency", "--scope", "oops"]) == 2
     assert "is not KEY=VALUE" in capsys.readouterr().err
     assert main(["diagnose", "high_latency", "--window", "5 minutes"]) == 2

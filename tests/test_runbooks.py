@@ -18,6 +18,7 @@ from bot.runbooks import (
     match_alert,
     parse_runbook,
 )
+from bot.slack.slash import STATUS_RUNBOOK
 
 EXPECTED_RUNBOOKS = {
     "high_latency",
@@ -138,6 +139,8 @@ def test_shipped_rules_reference_checks_the_runbook_runs(shipped: dict[str, Runb
 
 def test_every_runbook_is_reachable_from_an_alert(shipped: dict[str, Runbook]) -> None:
     for runbook in shipped.values():
+        if runbook.id == STATUS_RUNBOOK:  # the `/vllm status` overview: asked for, not alerted
+            continue
         assert runbook.match.alertnames, f"{runbook.id} has no alertnames to match"
         for alert in runbook.alerts:
             assert alert.name in runbook.match.alertnames, f"{runbook.id}: {alert.name}"

@@ -24,6 +24,7 @@ from fakes.slack import (
 )
 from fleet_stack import FleetStack, eventually, require_binary, start_stack
 
+from bot import intake
 from bot.alert_rules import render_rules_yaml
 from bot.runbooks import load_runbooks
 from bot.simulator.prometheus_runner import free_port
@@ -301,3 +302,17 @@ def test_socket_mode(world: World, tmp_path: Path) -> None:
         assert httpx.get(f"{bot.url}/healthz").status_code == 200
     finally:
         bot.stop()
+
+
+def test_slack_refusing_a_post_loses_nothing(world: World) -> None:
+    """ok:false from Slack: the alert stays recorded and is posted by the redrive."""
+    world.slack.fail("chat.postMessage", error="channel_not_found", times=1)
+    url = f"{world.bot.url}/alerts"
+    auth = {"Authorization": f"Bearer {ALERTS_TOKEN}"}
+    response = httpx.post(url, json=_webhook("firing", "fp-refused", "pod-refused"), headers=auth)
+    assert response.status_code == 200
+    world.bot.drain()
+    assert not any("pod-refused" in json.dumps(m.blocks) for m in world.slack.messages(CHANNEL))
+    assert world.bot.call(intake.redrive(world.bot.bot.services)) == 1
+    world.bot.drain()
+    assert any("pod-refused" in json.dumps(m.blocks) for m in world.slack.messages(CHANNEL))

@@ -35,7 +35,7 @@ def register(app: AsyncApp, svc: Services) -> None:
     @app.command(ids.COMMAND)
     async def vllm(ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
-        svc.spawn(handle_command(svc, command, respond), f"/vllm {command.get('text', '')}")
+        svc.spawn(safely(svc, command, respond), f"/vllm {command.get('text', '')}")
 
     @app.action(ids.ACTION_BUTTON)
     async def recommended_action(ack: Any, body: dict[str, Any]) -> None:
@@ -49,6 +49,20 @@ async def _reply(svc: Services, command: dict[str, Any], respond: Any, message: 
         await respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
     except Exception:
         await svc.outbox.ephemeral(command["channel_id"], command["user_id"], message)
+
+
+async def safely(svc: Services, command: dict[str, Any], respond: Any) -> None:
+    """A bug must reach the log, and the user a plain sentence — never a stack trace."""
+    try:
+        await handle_command(svc, command, respond)
+    except Exception:
+        log.exception("/vllm %s failed", command.get("text", ""))
+        await _reply(
+            svc,
+            command,
+            respond,
+            usage_error("something went wrong on my side; it is in the bot's log"),
+        )
 
 
 async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -> None:
