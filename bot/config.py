@@ -8,7 +8,6 @@ typo fails at start instead of being silently ignored.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -27,7 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.models import labels_match
+from bot.models import LabelMatchers, labels_match
 
 CONFIG_ENV_VAR = "VLLM_CHATOPS_CONFIG"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -73,21 +72,10 @@ class Route(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    match: dict[str, str] = Field(
+    match: LabelMatchers = Field(
         default_factory=dict, description="label → exact value, or ~regex for the whole value"
     )
     channel: str = Field(min_length=1)
-
-    @field_validator("match")
-    @classmethod
-    def _regexes_compile(cls, match: dict[str, str]) -> dict[str, str]:
-        for key, value in match.items():
-            if value.startswith("~"):
-                try:
-                    re.compile(value[1:])
-                except re.error as exc:
-                    raise ValueError(f"{key}: invalid regex {value[1:]!r}: {exc}") from exc
-        return match
 
 
 class Settings(BaseSettings):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Status = Literal["ok", "warn", "crit", "unknown"]
 ActionKind = Literal["scale", "rollback", "drain", "restart", "silence", "config"]
@@ -138,6 +138,20 @@ class AlertGroup(BaseModel):
     externalURL: str = ""
     groupKey: str = ""
     truncatedAlerts: int = 0
+
+
+def _matchers_compile(matchers: dict[str, str]) -> dict[str, str]:
+    for key, value in matchers.items():
+        if value.startswith("~"):
+            try:
+                re.compile(value[1:])
+            except re.error as exc:
+                raise ValueError(f"label {key}: invalid regex {value[1:]!r}: {exc}") from exc
+    return matchers
+
+
+# Label matchers as configured: label → exact value, or ``~regex`` for the whole value.
+LabelMatchers = Annotated[dict[str, str], AfterValidator(_matchers_compile)]
 
 
 def labels_match(matchers: Mapping[str, str], labels: Mapping[str, str]) -> bool:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.checks import REGISTRY
-from bot.models import ActionKind, Status, labels_match
+from bot.models import ActionKind, LabelMatchers, Status, labels_match
 
 DEFAULT_RUNBOOK_DIR = Path(__file__).resolve().parent.parent / "runbooks"
 ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
@@ -52,20 +52,9 @@ class Match(_Strict):
     """How alerts find this runbook (besides a `runbook` label naming it)."""
 
     alertnames: list[str] = Field(default_factory=list)
-    labels: dict[str, str] = Field(
+    labels: LabelMatchers = Field(
         default_factory=dict, description="exact values; a value starting with ~ is a regex"
     )
-
-    @field_validator("labels")
-    @classmethod
-    def _regexes_compile(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, value in labels.items():
-            if value.startswith("~"):
-                try:
-                    re.compile(value[1:])
-                except re.error as exc:
-                    raise ValueError(f"label {key}: invalid regex {value[1:]!r}: {exc}") from exc
-        return labels
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         if not self.alertnames and not self.labels:

@@ -308,3 +308,35 @@ async def quantile_check(
         queries=list(ctx.queries),
         facts=dict(facts or {}),
     )
+
+
+def slo_quantile_check(
+    check_id: str, title: str, what: str, buckets: str | tuple[str, ...], slo_s: float
+) -> Check:
+    """A latency percentile (fleet-wide, and the worst replicas) judged against an SLO."""
+    names = (buckets,) if isinstance(buckets, str) else buckets
+    missing = " (nor ".join(names) + ")" * (len(names) - 1)
+
+    async def run(ctx: CheckContext) -> CheckResult:
+        q = ctx.number("quantile")
+        return await quantile_check(
+            ctx,
+            check_id=check_id,
+            title=title,
+            what=f"p{q * 100:g} {what}",
+            fleet_expr=f"histogram_quantile({q}, {ctx.rate(buckets, 'le')})",
+            per_target_expr=f"histogram_quantile({q}, "
+            f"{ctx.rate(buckets, REPLICA_LABELS + ', le')})",
+            thresholds=slo_thresholds(ctx.params),
+            unit="s",
+            missing=f"no {missing} samples in scope over {ctx.window}",
+            facts={"slo_s": ctx.number("slo_s")},
+        )
+
+    return Check(
+        check_id,
+        title,
+        run,
+        {"slo_s": slo_s, "warn_factor": 1.5, "crit_factor": 2.0, "quantile": 0.99},
+        thresholds=slo_thresholds,
+    )
