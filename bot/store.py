@@ -20,8 +20,10 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -78,6 +80,21 @@ class ActionRequest(Base):
     channel: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # offered → (awaiting_approval →) executing → done | failed; or expired
+    state: Mapped[str] = mapped_column(String(24), default="offered")
+    requested_by: Mapped[str | None] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class TargetLock(Base):
+    """One action at a time per target (a deployment, a node), across bot replicas."""
+
+    __tablename__ = "target_locks"
+
+    target: Mapped[str] = mapped_column(String(512), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 @dataclass(frozen=True)
@@ -224,3 +241,58 @@ class Store:
     def action_request(self, request_id: str) -> ActionRequest | None:
         with self.session() as s:
             return s.get(ActionRequest, request_id)
+
+    def transition(
+        self, request_id: str, from_states: tuple[str, ...], to_state: str, **fields: Any
+    ) -> bool:
+        """Move a request between states atomically; False if another click got there first.
+
+        A single conditional UPDATE: of any number of simultaneous clicks, on any number of
+        bot replicas, exactly one sees a row change.
+        """
+        with self.session() as s, s.begin():
+            result = s.execute(
+                update(ActionRequest)
+                .where(ActionRequest.id == request_id, ActionRequest.state.in_(from_states))
+                .values(state=to_state, **fields)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def lock_target(self, target: str, request_id: str) -> bool:
+        try:
+            with self.session() as s, s.begin():
+                s.add(TargetLock(target=target, request_id=request_id))
+            return True
+        except IntegrityError:
+            return False
+
+    def unlock_target(self, target: str, request_id: str) -> None:
+        with self.session() as s, s.begin():
+            s.execute(
+                delete(TargetLock).where(
+                    TargetLock.target == target, TargetLock.request_id == request_id
+                )
+            )
+
+    def expire_requests(self) -> list[str]:
+        """Mark offered requests past their time as expired; their ids."""
+        now = utcnow()
+        with self.session() as s, s.begin():
+            stale = list(
+                s.scalars(
+                    select(ActionRequest.id).where(
+                        ActionRequest.state.in_(("offered", "awaiting_approval")),
+                        ActionRequest.expires_at < now,
+                    )
+                )
+            )
+            if stale:
+                s.execute(
+                    update(ActionRequest)
+                    .where(
+                        ActionRequest.id.in_(stale),
+                        ActionRequest.state.in_(("offered", "awaiting_approval")),
+                    )
+                    .values(state="expired")
+                )
+            return stale

@@ -112,3 +112,54 @@ def test_action_requests_are_opaque_and_expire(database_url: str) -> None:
     stored = store.action_request(request_id)
     assert stored is not None and stored.params == {"replicas": 9}
     assert store.action_request("nope") is None
+
+
+def _request(store: Store, ttl: timedelta = timedelta(minutes=15)) -> str:
+    return store.create_action_request(
+        kind="drain",
+        target="node/gpu-1",
+        params={},
+        reason="Xid 79",
+        runbook="r",
+        channel="C1",
+        ttl=ttl,
+    )
+
+
+def test_twenty_simultaneous_clicks_execute_once(database_url: str) -> None:
+    replicas = [Store(database_url) for _ in range(2)]
+    request_id = _request(replicas[0])
+    barrier = threading.Barrier(20)
+    wins: list[bool] = []
+
+    def click(store: Store) -> None:
+        barrier.wait()
+        wins.append(store.transition(request_id, ("offered",), "executing"))
+
+    threads = [threading.Thread(target=click, args=(replicas[i % 2],)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1 and len(wins) == 20
+    stored = replicas[1].action_request(request_id)
+    assert stored is not None and stored.state == "executing"
+
+
+def test_one_action_per_target_at_a_time(database_url: str) -> None:
+    store = Store(database_url)
+    assert store.lock_target("node/gpu-1", "r1")
+    assert not store.lock_target("node/gpu-1", "r2")
+    store.unlock_target("node/gpu-1", "r2")  # not the holder: no effect
+    assert not store.lock_target("node/gpu-1", "r2")
+    store.unlock_target("node/gpu-1", "r1")
+    assert store.lock_target("node/gpu-1", "r2")
+
+
+def test_requests_expire(database_url: str) -> None:
+    store = Store(database_url)
+    old = _request(store, ttl=timedelta(seconds=-1))
+    fresh = _request(store)
+    assert store.expire_requests() == [old]
+    assert not store.transition(old, ("offered",), "executing")
+    assert store.transition(fresh, ("offered",), "executing")
