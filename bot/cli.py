@@ -147,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="override every rule's `for` (e.g. 0s in drills)",
     )
 
+    audit = sub.add_parser("audit", help="the tamper-evident audit log of actions")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_list = audit_sub.add_parser("list", help="recent records, newest first")
+    audit_list.add_argument("n", nargs="?", type=_positive_int, default=20)
+    audit_list.add_argument("--target", help="only records about this target")
+    audit_sub.add_parser("verify", help="check the hash chain (exit 1 at the first broken record)")
+    audit_export = audit_sub.add_parser("export", help="every record, oldest first")
+    audit_export.add_argument("--format", choices=("jsonl",), default="jsonl")
+    audit_export.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     config_sub.add_parser("check", help="validate settings and print them (secrets redacted)")
@@ -162,7 +172,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
-    from bot.commands import diagnose, runbooks, serve, simulator
+    from bot.commands import audit, diagnose, runbooks, serve, simulator
 
     table: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
         ("serve", None): serve.cmd_serve,
@@ -173,6 +183,9 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
         ("runbooks", "show"): runbooks.cmd_runbooks_show,
         ("runbooks", "lint"): runbooks.cmd_runbooks_lint,
         ("rules", "export"): runbooks.cmd_rules_export,
+        ("audit", "list"): audit.cmd_audit_list,
+        ("audit", "verify"): audit.cmd_audit_verify,
+        ("audit", "export"): audit.cmd_audit_export,
         ("config", "check"): cmd_config_check,
     }
     action = getattr(args, f"{args.command}_command", None)

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.models import LabelMatchers, labels_match
+from bot.policy import Policy
 
 CONFIG_ENV_VAR = "VLLM_CHATOPS_CONFIG"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -124,6 +125,17 @@ class Settings(BaseSettings):
     clusters: list[ClusterConfig] = Field(default_factory=list)
     routes: list[Route] = Field(
         default_factory=list, description="alert routing to channels; else default_channel"
+    )
+    policy: Policy = Field(
+        default_factory=Policy,
+        description="who may run which actions where; approvals (two-person rule)",
+    )
+    verification_delay_s: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        validation_alias=_env("verification_delay_s", "VLLM_CHATOPS_VERIFY_AFTER"),
+        description="After an action, re-run the runbook's diagnosis this much later.",
     )
     action_request_ttl_s: int = Field(
         default=900,

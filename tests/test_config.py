@@ -33,6 +33,8 @@ ENV_VARS = (
     "VLLM_CHATOPS_THRESHOLDS",
     "VLLM_CHATOPS_ROUTES",
     "VLLM_CHATOPS_ACTION_TTL",
+    "VLLM_CHATOPS_VERIFY_AFTER",
+    "VLLM_CHATOPS_POLICY",
 )
 # Settings reads the environment case-insensitively; fields without a conventional name
 # read VLLM_CHATOPS_<FIELD> (JSON): clear every spelling so the host cannot leak in.
@@ -45,6 +47,7 @@ FIELDS = (
     "database_url",
     "default_channel",
     "diagnosis_window",
+    "policy",
     "prometheus_url",
     "query_timeout_s",
     "recording_rules",
@@ -56,6 +59,7 @@ FIELDS = (
     "slack_bot_token",
     "slack_signing_secret",
     "thresholds",
+    "verification_delay_s",
 )
 CLUSTER_FIELDS = ("name", "prometheus_url", "alertmanager_url", "kube_context", "in_cluster")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

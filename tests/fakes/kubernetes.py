@@ -1,0 +1,1228 @@
+"""A local fake Kubernetes API server: real HTTP, JSON shaped like the real API's.
+
+`FakeKubernetes` is an aiohttp server on 127.0.0.1 (a free port) running on its own thread
+and event loop, so synchronous and asynchronous tests can both use it (point lightkube at
+:attr:`FakeKubernetes.url` with a bearer token). It implements what the bot's actions use,
+with the API's semantics:
+
+* CRUD on pods, nodes, deployments, replicasets, statefulsets, HPAs (autoscaling/v2),
+  PodDisruptionBudgets (policy/v1) and KEDA ScaledObjects (keda.sh/v1alpha1), at the real
+  paths; lists honour ``labelSelector`` and ``fieldSelector``;
+* ``resourceVersion`` (a global counter, as a string), ``uid``, ``creationTimestamp`` and
+  ``generation`` (bumped when ``spec`` changes); PUT/PATCH with a stale
+  ``metadata.resourceVersion`` answers 409 Conflict; :meth:`FakeKubernetes.conflict_next`
+  injects one;
+* PATCH as JSON merge patch, strategic merge patch (treated as merge) and JSON patch;
+* ``?dryRun=All``: validated and answered, nothing stored;
+* the ``scale`` subresource of deployments, statefulsets and replicasets;
+* a simplified deployment controller: a new pod template gets a ReplicaSet with
+  ``deployment.kubernetes.io/revision`` = max + 1 (an old template's ReplicaSet is
+  re-numbered, like ``kubectl rollout undo``), owned by the deployment, labelled with
+  ``pod-template-hash``; the deployment's revision annotation follows;
+* a simplified KEDA operator: a ScaledObject's replica bounds are copied to its HPA;
+* the Eviction API (``POST .../pods/NAME/eviction``): 429 TooManyRequests when a PDB's
+  ``minAvailable``/``maxUnavailable`` would be violated, counting ready pods matching its
+  selector; otherwise the pod is deleted;
+* RBAC: bearer tokens map to allowed ``(verb, resource)`` pairs (``"pods/eviction"``,
+  ``"deployments/scale"`` for subresources, ``"*"`` wildcards); refusals are 403 Status
+  objects worded like the API server's; an unknown token is 401.
+
+Every request is recorded in :attr:`FakeKubernetes.requests`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+ADMIN_TOKEN = "fake-admin-token"
+ADMIN_USER = "kubernetes-admin"
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        """``deployments.apps`` / ``pods``: how the API server names the type in messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+RESOURCES: dict[str, ResourceType] = {
+    rt.plural: rt
+    for rt in (
+        ResourceType("", "v1", "Pod", "pods", True),
+        ResourceType("", "v1", "Node", "nodes", False),
+        ResourceType("apps", "v1", "Deployment", "deployments", True),
+        ResourceType("apps", "v1", "ReplicaSet", "replicasets", True),
+        ResourceType("apps", "v1", "StatefulSet", "statefulsets", True),
+        ResourceType(
+            "autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True
+        ),
+        ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
+        ResourceType("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", True),
+    )
+}
+_SCALABLE = {"deployments", "statefulsets", "replicasets"}
+
+_PATH = re.compile(
+    r"^/(?:api/(?P<cver>v1)|apis/(?P<group>[^/]+)/(?P<ver>[^/]+))"
+    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[a-z]+)"
+    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>[a-z]+))?/?$"
+)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    body: Any
+    status: int = 0
+
+
+class ApiFailure(Exception):
+    """Raised inside handlers; becomes a ``Status`` response."""
+
+    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+
+def status_body(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:
+    body: Obj = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        body["details"] = details
+    return body
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result: Obj = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise ApiFailure(422, "Invalid", f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def json_patch(target: Obj, ops: Any) -> Obj:
+    """RFC 6902 (add, remove, replace, test)."""
+    if not isinstance(ops, list):
+        raise ApiFailure(400, "BadRequest", "json patch must be a list of operations")
+    doc = copy.deepcopy(target)
+    for op in ops:
+        parts = _pointer(str(op.get("path", "")))
+        parent: Any = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.get(part)
+            if parent is None:
+                raise ApiFailure(422, "Invalid", f"path {op.get('path')} does not exist")
+        last = parts[-1]
+        kind = op.get("op")
+        if kind in ("add", "replace"):
+            if isinstance(parent, list):
+                idx = len(parent) if last == "-" else int(last)
+                if kind == "add":
+                    parent.insert(idx, op.get("value"))
+                else:
+                    parent[idx] = op.get("value")
+            else:
+                if kind == "replace" and last not in parent:
+                    raise ApiFailure(422, "Invalid", f"path {op.get('path')} does not exist")
+                parent[last] = op.get("value")
+        elif kind == "remove":
+            if isinstance(parent, list):
+                parent.pop(int(last))
+            elif last in parent:
+                del parent[last]
+            else:
+                raise ApiFailure(422, "Invalid", f"path {op.get('path')} does not exist")
+        elif kind == "test":
+            have = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            if have != op.get("value"):
+                raise ApiFailure(422, "Invalid", f"test operation failed at {op.get('path')}")
+        else:
+            raise ApiFailure(400, "BadRequest", f"unsupported json patch op {kind!r}")
+    return doc
+
+
+# --- selectors ---------------------------------------------------------------------------
+
+
+def _split_selector(text: str) -> list[str]:
+    parts: list[str] = []
+    depth = 0
+    cur = ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+_SET_EXPR = re.compile(r"^(?P<key>[^\s!=]+)\s+(?P<op>in|notin)\s+\((?P<vals>[^)]*)\)$")
+
+
+def label_selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
+    for term in _split_selector(selector):
+        if m := _SET_EXPR.match(term):
+            vals = {v.strip() for v in m.group("vals").split(",") if v.strip()}
+            have = labels.get(m.group("key"))
+            if m.group("op") == "in" and have not in vals:
+                return False
+            if m.group("op") == "notin" and have in vals:
+                return False
+        elif "!=" in term:
+            key, val = term.split("!=", 1)
+            if labels.get(key.strip()) == val.strip():
+                return False
+        elif "=" in term:
+            key, val = re.split(r"==?", term, maxsplit=1)
+            if labels.get(key.strip()) != val.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def match_label_selector(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """A ``LabelSelector`` object (matchLabels + matchExpressions); empty matches all."""
+    if not selector:
+        return True
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], set(expr.get("values") or [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _field_value(obj: Obj, path: str) -> str:
+    cur: Any = obj
+    for part in path.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    if cur is None:
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
+def field_selector_matches(selector: str, obj: Obj) -> bool:
+    for term in _split_selector(selector):
+        if "!=" in term:
+            key, val = term.split("!=", 1)
+            if _field_value(obj, key.strip()) == val.strip():
+                return False
+        else:
+            key, val = re.split(r"==?", term, maxsplit=1)
+            if _field_value(obj, key.strip()) != val.strip():
+                return False
+    return True
+
+
+def pod_ready(pod: Obj) -> bool:
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    for cond in pod.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def _scaled(value: Any, total: int) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        return math.ceil(int(value[:-1]) * total / 100)
+    return int(value)
+
+
+# --- the server --------------------------------------------------------------------------
+
+
+@dataclass
+class _Grant:
+    user: str
+    rules: set[tuple[str, str]] = field(default_factory=set)
+
+    def permits(self, verb: str, resource: str) -> bool:
+        return any(v in (verb, "*") and r in (resource, "*") for v, r in self.rules)
+
+
+class FakeKubernetes:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._objects: dict[tuple[str, str, str], Obj] = {}
+        self._rv = 1000
+        self._grants: dict[str, _Grant] = {ADMIN_TOKEN: _Grant(ADMIN_USER, {("*", "*")})}
+        self._conflicts: dict[str, int] = {}
+        self._requests: list[RecordedRequest] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> FakeKubernetes:
+        if self._thread is not None:
+            raise RuntimeError("FakeKubernetes already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._port = int(sock.getsockname()[1])
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=self._run_loop, args=(loop,), name="FakeKubernetes", daemon=True
+        )
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._astart(sock), loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._astop(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+            self._loop = None
+            self._thread = None
+
+    def __enter__(self) -> FakeKubernetes:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    async def _astart(self, sock: socket.socket) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+
+    async def _astop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        if not self._port:
+            raise RuntimeError("FakeKubernetes is not running; call start()")
+        return f"http://127.0.0.1:{self._port}"
+
+    # -- test controls -----------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def allow(
+        self,
+        token: str,
+        verbs_resources: Iterable[tuple[str, str]],
+        user: str = "system:serviceaccount:vllm-ops:chatops-bot",
+    ) -> None:
+        """Let ``token`` (as ``user``) do these ``(verb, resource)`` pairs, added to any it had."""
+        with self._lock:
+            grant = self._grants.setdefault(token, _Grant(user))
+            grant.user = user
+            grant.rules.update(verbs_resources)
+
+    def conflict_next(self, path: str, times: int = 1) -> None:
+        """The next ``times`` writes to ``path`` answer 409 Conflict."""
+        with self._lock:
+            self._conflicts[path] = self._conflicts.get(path, 0) + times
+
+    def get(self, plural: str, namespace: str | None, name: str) -> Obj | None:
+        with self._lock:
+            obj = self._objects.get((plural, namespace or "", name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, plural: str, namespace: str | None = None) -> list[Obj]:
+        with self._lock:
+            return [
+                copy.deepcopy(o)
+                for (p, ns, _), o in sorted(self._objects.items())
+                if p == plural and (namespace is None or ns == namespace)
+            ]
+
+    def put_object(self, plural: str, obj: Obj) -> Obj:
+        """Create or overwrite an object as the API would store it (runs the controllers)."""
+        rt = RESOURCES[plural]
+        with self._lock:
+            ns = obj.get("metadata", {}).get("namespace", "") if rt.namespaced else ""
+            key = (plural, ns, obj["metadata"]["name"])
+            old = self._objects.get(key)
+            stored = self._store(rt, key, copy.deepcopy(obj), old)
+            return copy.deepcopy(stored)
+
+    def delete_object(self, plural: str, namespace: str | None, name: str) -> None:
+        with self._lock:
+            self._objects.pop((plural, namespace or "", name), None)
+            self._bump()
+
+    def set_pod_ready(self, namespace: str, name: str, ready: bool = True) -> None:
+        with self._lock:
+            pod = self._objects[("pods", namespace, name)]
+            pod["status"]["conditions"] = [
+                {"type": "Ready", "status": "True" if ready else "False"}
+            ]
+            pod["metadata"]["resourceVersion"] = self._bump()
+
+    # -- seeding helpers ---------------------------------------------------------------
+
+    def add_deployment(
+        self,
+        namespace: str,
+        name: str,
+        image: str,
+        replicas: int = 1,
+        revisions: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
+    ) -> Obj:
+        """A deployment whose rollout history is ``revisions`` (oldest first) then ``image``."""
+        labels = dict(labels or {"app": name})
+        images = [*revisions, image]
+        obj: Obj = {}
+        for img in images:
+            obj = self.put_object(
+                "deployments",
+                {
+                    "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                    "spec": {
+                        "replicas": replicas,
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {"containers": [{"name": "vllm", "image": img}]},
+                        },
+                    },
+                },
+            )
+        return obj
+
+    def add_statefulset(self, namespace: str, name: str, image: str, replicas: int = 1) -> Obj:
+        labels = {"app": name}
+        return self.put_object(
+            "statefulsets",
+            {
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "spec": {
+                    "replicas": replicas,
+                    "serviceName": name,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "vllm", "image": image}]},
+                    },
+                },
+            },
+        )
+
+    def add_hpa(
+        self,
+        namespace: str,
+        name: str,
+        target_deployment: str,
+        min: int,
+        max: int,
+        kind: str = "Deployment",
+        owner: Obj | None = None,
+    ) -> Obj:
+        meta: Obj = {"name": name, "namespace": namespace}
+        if owner:
+            meta["ownerReferences"] = [owner]
+        return self.put_object(
+            "horizontalpodautoscalers",
+            {
+                "metadata": meta,
+                "spec": {
+                    "scaleTargetRef": {
+                        "apiVersion": "apps/v1",
+                        "kind": kind,
+                        "name": target_deployment,
+                    },
+                    "minReplicas": min,
+                    "maxReplicas": max,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": 80},
+                            },
+                        }
+                    ],
+                },
+            },
+        )
+
+    def add_scaled_object(
+        self, namespace: str, name: str, target_deployment: str, min: int, max: int
+    ) -> Obj:
+        """A KEDA ScaledObject and the HPA (``keda-hpa-NAME``) KEDA creates for it."""
+        return self.put_object(
+            "scaledobjects",
+            {
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "scaleTargetRef": {"name": target_deployment},
+                    "minReplicaCount": min,
+                    "maxReplicaCount": max,
+                    "triggers": [{"type": "prometheus", "metadata": {"threshold": "10"}}],
+                },
+            },
+        )
+
+    def add_node(self, name: str, unschedulable: bool = False) -> Obj:
+        return self.put_object(
+            "nodes",
+            {
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                "spec": {"unschedulable": True} if unschedulable else {},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            },
+        )
+
+    def add_pod(
+        self,
+        namespace: str,
+        name: str,
+        node: str,
+        labels: Mapping[str, str] | None = None,
+        owner: tuple[str, str] | None = None,
+        ready: bool = True,
+        mirror: bool = False,
+    ) -> Obj:
+        """A running pod on ``node``; ``owner`` is ``(kind, name)``, e.g. ``("DaemonSet", "x")``."""
+        meta: Obj = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+        if owner:
+            kind, owner_name = owner
+            api = "v1" if kind == "Node" else "apps/v1"
+            meta["ownerReferences"] = [
+                {
+                    "apiVersion": api,
+                    "kind": kind,
+                    "name": owner_name,
+                    "uid": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{kind}/{owner_name}")),
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
+        if mirror:
+            meta["annotations"] = {MIRROR_ANNOTATION: hashlib.md5(name.encode()).hexdigest()}
+        return self.put_object(
+            "pods",
+            {
+                "metadata": meta,
+                "spec": {"nodeName": node, "containers": [{"name": "main", "image": "x"}]},
+                "status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                },
+            },
+        )
+
+    def add_pdb(
+        self,
+        namespace: str,
+        name: str,
+        selector: Mapping[str, str],
+        min_available: int | str | None = None,
+        max_unavailable: int | str | None = None,
+    ) -> Obj:
+        spec: Obj = {"selector": {"matchLabels": dict(selector)}}
+        if min_available is not None:
+            spec["minAvailable"] = min_available
+        if max_unavailable is not None:
+            spec["maxUnavailable"] = max_unavailable
+        return self.put_object(
+            "poddisruptionbudgets",
+            {"metadata": {"name": name, "namespace": namespace}, "spec": spec},
+        )
+
+    # -- storage -----------------------------------------------------------------------
+
+    def _bump(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _store(
+        self,
+        rt: ResourceType,
+        key: tuple[str, str, str],
+        obj: Obj,
+        old: Obj | None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Fill server-managed fields, validate, run controllers; store unless ``dry_run``."""
+        meta = obj.setdefault("metadata", {})
+        meta["name"] = key[2]
+        if rt.namespaced:
+            meta["namespace"] = key[1]
+        else:
+            meta.pop("namespace", None)
+        if old is None:
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+        else:
+            meta["uid"] = old["metadata"]["uid"]
+            meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+            generation = int(old["metadata"].get("generation", 1))
+            if obj.get("spec") != old.get("spec"):
+                generation += 1
+            meta["generation"] = generation
+            if "status" not in obj and "status" in old:
+                obj["status"] = copy.deepcopy(old["status"])
+        obj.pop("kind", None)
+        obj.pop("apiVersion", None)
+        self._validate(rt, obj)
+        if rt.plural == "deployments":
+            self._deployment_controller(obj, dry_run)
+        elif rt.plural in ("statefulsets", "replicasets"):
+            replicas = int(obj["spec"].get("replicas", 1))
+            obj.setdefault("status", {}).update(
+                {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas}
+            )
+        if dry_run:
+            meta["resourceVersion"] = old["metadata"]["resourceVersion"] if old else ""
+            return self._with_kind(rt, obj)
+        meta["resourceVersion"] = self._bump()
+        self._objects[key] = obj
+        if rt.plural == "scaledobjects":
+            self._keda_operator(obj)
+        return self._with_kind(rt, obj)
+
+    @staticmethod
+    def _with_kind(rt: ResourceType, obj: Obj) -> Obj:
+        return {"kind": rt.kind, "apiVersion": rt.api_version, **copy.deepcopy(obj)}
+
+    def _validate(self, rt: ResourceType, obj: Obj) -> None:
+        spec = obj.get("spec") or {}
+        name = obj["metadata"]["name"]
+        errors: list[tuple[str, str]] = []
+        if rt.plural in _SCALABLE and rt.plural != "replicasets":
+            replicas = spec.get("replicas", 1)
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                errors.append(("spec.replicas", "must be greater than or equal to 0"))
+            if not (spec.get("template") or {}).get("spec", {}).get("containers"):
+                errors.append(("spec.template.spec.containers", "Required value"))
+        if rt.plural == "horizontalpodautoscalers":
+            lo, hi = spec.get("minReplicas", 1), spec.get("maxReplicas")
+            if not isinstance(lo, int) or lo < 1:
+                errors.append(("spec.minReplicas", "must be greater than or equal to 1"))
+            if not isinstance(hi, int) or (isinstance(lo, int) and hi < lo):
+                errors.append(
+                    ("spec.maxReplicas", "must be greater than or equal to `minReplicas`")
+                )
+        if rt.plural == "scaledobjects":
+            lo, hi = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+            if not isinstance(lo, int) or not isinstance(hi, int) or hi < lo:
+                errors.append(("spec.maxReplicaCount", "must be >= minReplicaCount"))
+        if errors:
+            causes = "; ".join(f"{f}: Invalid value: {m}" for f, m in errors)
+            raise ApiFailure(
+                422,
+                "Invalid",
+                f'{rt.kind}.{rt.group or "core"} "{name}" is invalid: {causes}',
+                {
+                    "name": name,
+                    "group": rt.group,
+                    "kind": rt.kind,
+                    "causes": [
+                        {"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in errors
+                    ],
+                },
+            )
+
+    def _deployment_controller(self, dep: Obj, dry_run: bool) -> None:
+        meta = dep["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        spec = dep["spec"]
+        replicas = int(spec.get("replicas", 1))
+        template = copy.deepcopy(spec.get("template") or {})
+        tmpl_hash = _template_hash(template)
+        owned = [
+            rs
+            for (p, rns, _), rs in self._objects.items()
+            if p == "replicasets"
+            and rns == ns
+            and any(
+                o.get("kind") == "Deployment" and o.get("name") == name
+                for o in rs["metadata"].get("ownerReferences") or []
+            )
+        ]
+        revisions = [
+            int(rs["metadata"].get("annotations", {}).get(REVISION_ANNOTATION, "0")) for rs in owned
+        ]
+        top = max(revisions, default=0)
+        current = next(
+            (rs for rs in owned if rs["metadata"]["labels"].get("pod-template-hash") == tmpl_hash),
+            None,
+        )
+        if current is not None:
+            revision = int(current["metadata"]["annotations"][REVISION_ANNOTATION])
+            if revision != top:
+                revision = top + 1
+        else:
+            revision = top + 1
+        annotations = meta.setdefault("annotations", {})
+        annotations[REVISION_ANNOTATION] = str(revision)
+        dep["status"] = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }
+        if dry_run:
+            return
+        for rs in owned:
+            if rs is current:
+                continue
+            if rs["spec"].get("replicas", 0) != 0:
+                rs["spec"]["replicas"] = 0
+                rs["status"] = {"replicas": 0, "readyReplicas": 0, "availableReplicas": 0}
+                rs["metadata"]["resourceVersion"] = self._bump()
+        rs_labels = {
+            **(template.get("metadata") or {}).get("labels", {}),
+            "pod-template-hash": tmpl_hash,
+        }
+        rs_template = copy.deepcopy(template)
+        rs_template.setdefault("metadata", {})["labels"] = dict(rs_labels)
+        selector = copy.deepcopy(spec.get("selector") or {})
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = tmpl_hash
+        rs_obj: Obj = {
+            "metadata": {
+                "name": f"{name}-{tmpl_hash}",
+                "namespace": ns,
+                "labels": rs_labels,
+                "annotations": {REVISION_ANNOTATION: str(revision)},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": name,
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
+        }
+        key = ("replicasets", ns, f"{name}-{tmpl_hash}")
+        old = self._objects.get(key)
+        if (
+            old is not None
+            and old["spec"] == rs_obj["spec"]
+            and old["metadata"].get("annotations") == rs_obj["metadata"]["annotations"]
+        ):
+            return
+        self._store(RESOURCES["replicasets"], key, rs_obj, old)
+
+    def _keda_operator(self, so: Obj) -> None:
+        meta = so["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        spec = so["spec"]
+        hpa_name = f"keda-hpa-{name}"
+        key = ("horizontalpodautoscalers", ns, hpa_name)
+        old = self._objects.get(key)
+        hpa: Obj = {
+            "metadata": {
+                "name": hpa_name,
+                "namespace": ns,
+                "labels": {"scaledobject.keda.sh/name": name},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "keda.sh/v1alpha1",
+                        "kind": "ScaledObject",
+                        "name": name,
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "apps/v1",
+                    "kind": spec["scaleTargetRef"].get("kind", "Deployment"),
+                    "name": spec["scaleTargetRef"]["name"],
+                },
+                "minReplicas": max(1, int(spec.get("minReplicaCount", 0))),
+                "maxReplicas": int(spec.get("maxReplicaCount", 100)),
+            },
+        }
+        self._store(RESOURCES["horizontalpodautoscalers"], key, hpa, old)
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except json.JSONDecodeError:
+                body = raw.decode(errors="replace")
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            content_type=request.headers.get("Content-Type", ""),
+            body=body,
+        )
+        with self._lock:
+            self._requests.append(record)
+            try:
+                status, payload = self._dispatch(request, body, record)
+            except ApiFailure as exc:
+                status, payload = (
+                    exc.code,
+                    status_body(exc.code, exc.reason, exc.message, exc.details),
+                )
+            record.status = status
+        # Exactly "application/json", as the API server sends it (lightkube checks this).
+        return web.Response(
+            body=json.dumps(payload).encode(),
+            status=status,
+            headers={"Content-Type": "application/json"},
+        )
+
+    def _dispatch(
+        self, request: web.Request, body: Any, record: RecordedRequest
+    ) -> tuple[int, Obj]:
+        m = _PATH.match(request.path)
+        if m is None:
+            raise ApiFailure(404, "NotFound", "the server could not find the requested resource")
+        group = m.group("group") or ""
+        version = m.group("cver") or m.group("ver")
+        plural, name, sub, ns = m.group("plural"), m.group("name"), m.group("sub"), m.group("ns")
+        rt = RESOURCES.get(plural)
+        if rt is None or rt.group != group or rt.version != version:
+            raise ApiFailure(404, "NotFound", "the server could not find the requested resource")
+        if (not rt.namespaced and ns is not None) or (rt.namespaced and ns is None and name):
+            raise ApiFailure(404, "NotFound", "the server could not find the requested resource")
+        method = request.method
+        verb = {
+            "GET": "get" if name else "list",
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete",
+        }.get(method)
+        if verb is None:
+            raise ApiFailure(405, "MethodNotAllowed", f"method {method} not allowed")
+        if sub and sub not in ("scale", "eviction", "status"):
+            raise ApiFailure(404, "NotFound", "the server could not find the requested resource")
+        if (sub == "scale" and plural not in _SCALABLE) or (sub == "eviction" and plural != "pods"):
+            raise ApiFailure(404, "NotFound", "the server could not find the requested resource")
+        resource = f"{plural}/{sub}" if sub else plural
+        self._authorize(request, verb, rt, resource, ns, name)
+
+        dry_run_values = request.query.getall("dryRun", [])
+        if any(v != "All" for v in dry_run_values):
+            raise ApiFailure(400, "BadRequest", f"Invalid dry run value: {dry_run_values}")
+        dry_run = bool(dry_run_values)
+        if dry_run and verb in ("get", "list"):
+            dry_run = False
+        if verb in ("create", "update", "patch", "delete") and not dry_run:
+            pending = self._conflicts.get(request.path, 0)
+            if pending:
+                self._conflicts[request.path] = pending - 1
+                raise self._conflict(rt, name or "")
+        nskey = ns or ""
+        if name is None:
+            if verb == "list":
+                return 200, self._list(rt, nskey, request.query)
+            if verb == "create":
+                return self._create(rt, nskey, body, dry_run)
+            raise ApiFailure(
+                405, "MethodNotAllowed", f"method {method} not allowed on a collection"
+            )
+        if sub == "eviction":
+            if verb != "create":
+                raise ApiFailure(405, "MethodNotAllowed", "only POST is allowed on eviction")
+            return self._evict(nskey, name, body, dry_run)
+        key = (plural, nskey, name)
+        current = self._objects.get(key)
+        if current is None:
+            raise ApiFailure(
+                404,
+                "NotFound",
+                f'{rt.qualified} "{name}" not found',
+                {"name": name, "group": rt.group, "kind": rt.plural},
+            )
+        if sub == "scale":
+            return self._scale(rt, key, current, verb, body, dry_run, request)
+        if verb == "get":
+            return 200, self._with_kind(rt, current)
+        if verb == "delete":
+            if not dry_run:
+                del self._objects[key]
+                self._bump()
+            return 200, self._with_kind(rt, current)
+        if verb == "update":
+            if not isinstance(body, dict):
+                raise ApiFailure(400, "BadRequest", "the body of the request was not an object")
+            new = copy.deepcopy(body)
+            sent_rv = (new.get("metadata") or {}).get("resourceVersion")
+            if not sent_rv:
+                raise ApiFailure(
+                    422,
+                    "Invalid",
+                    f'{rt.kind}.{rt.group or "core"} "{name}" is invalid: '
+                    "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                )
+        else:
+            new = self._apply_patch(current, body, request.headers.get("Content-Type", ""))
+            sent_rv = (
+                ((body or {}).get("metadata") or {}).get("resourceVersion")
+                if isinstance(body, dict)
+                else None
+            )
+        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+            raise self._conflict(rt, name)
+        stored = self._store(rt, key, new, current, dry_run)
+        return 200, stored
+
+    def _authorize(
+        self,
+        request: web.Request,
+        verb: str,
+        rt: ResourceType,
+        resource: str,
+        ns: str | None,
+        name: str | None,
+    ) -> None:
+        header = request.headers.get("Authorization", "")
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
+        grant = self._grants.get(token)
+        if grant is None:
+            raise ApiFailure(401, "Unauthorized", "Unauthorized")
+        if grant.permits(verb, resource):
+            return
+        subject = f'{rt.qualified} "{name}"' if name else rt.qualified
+        where = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+        raise ApiFailure(
+            403,
+            "Forbidden",
+            f'{subject} is forbidden: User "{grant.user}" cannot {verb} resource '
+            f'"{resource}" in API group "{rt.group}" {where}',
+            {"name": name, "group": rt.group, "kind": resource}
+            if name
+            else {"group": rt.group, "kind": resource},
+        )
+
+    @staticmethod
+    def _conflict(rt: ResourceType, name: str) -> ApiFailure:
+        return ApiFailure(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {rt.qualified} "{name}": the object has been '
+            "modified; please apply your changes to the latest version and try again",
+            {"name": name, "group": rt.group, "kind": rt.plural},
+        )
+
+    def _list(self, rt: ResourceType, ns: str, query: Mapping[str, str]) -> Obj:
+        labels = query.get("labelSelector")
+        fields = query.get("fieldSelector")
+        items = []
+        for (p, ons, _), obj in sorted(self._objects.items()):
+            if p != rt.plural or (rt.namespaced and ns and ons != ns):
+                continue
+            if labels and not label_selector_matches(labels, obj["metadata"].get("labels") or {}):
+                continue
+            if fields and not field_selector_matches(fields, obj):
+                continue
+            items.append(copy.deepcopy(obj))
+        return {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.api_version,
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": items,
+        }
+
+    def _create(self, rt: ResourceType, ns: str, body: Any, dry_run: bool) -> tuple[int, Obj]:
+        if not isinstance(body, dict):
+            raise ApiFailure(400, "BadRequest", "the body of the request was not an object")
+        meta = body.get("metadata") or {}
+        name = meta.get("name")
+        if not name and meta.get("generateName"):
+            name = meta["generateName"] + uuid.uuid4().hex[:5]
+        if not name:
+            raise ApiFailure(422, "Invalid", f"{rt.kind} is invalid: metadata.name: Required value")
+        if rt.namespaced and meta.get("namespace") not in (None, "", ns):
+            raise ApiFailure(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent "
+                "on the request",
+            )
+        key = (rt.plural, ns, name)
+        if key in self._objects:
+            raise ApiFailure(
+                409,
+                "AlreadyExists",
+                f'{rt.qualified} "{name}" already exists',
+                {"name": name, "group": rt.group, "kind": rt.plural},
+            )
+        obj = copy.deepcopy(body)
+        obj.setdefault("metadata", {}).pop("resourceVersion", None)
+        return 201, self._store(rt, key, obj, None, dry_run)
+
+    @staticmethod
+    def _apply_patch(current: Obj, body: Any, content_type: str) -> Obj:
+        ctype = content_type.split(";")[0].strip()
+        if ctype == "application/json-patch+json":
+            return json_patch(current, body)
+        if ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            if not isinstance(body, dict):
+                raise ApiFailure(400, "BadRequest", "the patch was not a JSON object")
+            patched = merge_patch(current, body)
+            assert isinstance(patched, dict)
+            return patched
+        raise ApiFailure(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format: {ctype}",
+        )
+
+    def _scale(
+        self,
+        rt: ResourceType,
+        key: tuple[str, str, str],
+        current: Obj,
+        verb: str,
+        body: Any,
+        dry_run: bool,
+        request: web.Request,
+    ) -> tuple[int, Obj]:
+        def as_scale(obj: Obj) -> Obj:
+            selector = (obj["spec"].get("selector") or {}).get("matchLabels") or {}
+            return {
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {
+                    "name": obj["metadata"]["name"],
+                    "namespace": obj["metadata"]["namespace"],
+                    "uid": obj["metadata"]["uid"],
+                    "resourceVersion": obj["metadata"]["resourceVersion"],
+                    "creationTimestamp": obj["metadata"]["creationTimestamp"],
+                },
+                "spec": {"replicas": int(obj["spec"].get("replicas", 1))},
+                "status": {
+                    "replicas": int((obj.get("status") or {}).get("replicas", 0)),
+                    "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+                },
+            }
+
+        scale = as_scale(current)
+        if verb == "get":
+            return 200, scale
+        if verb == "update":
+            new_scale = body if isinstance(body, dict) else {}
+        elif verb == "patch":
+            new_scale = self._apply_patch(scale, body, request.headers.get("Content-Type", ""))
+        else:
+            raise ApiFailure(405, "MethodNotAllowed", f"{verb} not allowed on scale")
+        sent_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
+        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+            raise self._conflict(rt, key[2])
+        replicas = (new_scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiFailure(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{key[2]}" is invalid: spec.replicas: Invalid value: '
+                f"{replicas}: must be greater than or equal to 0",
+            )
+        new = copy.deepcopy(current)
+        new["spec"]["replicas"] = replicas
+        stored = self._store(rt, key, new, current, dry_run)
+        return 200, as_scale(stored)
+
+    def _evict(self, ns: str, name: str, body: Any, dry_run: bool) -> tuple[int, Obj]:
+        if not isinstance(body, dict) or body.get("kind") not in (None, "Eviction"):
+            raise ApiFailure(400, "BadRequest", "the body of the request was not an Eviction")
+        if (body.get("metadata") or {}).get("name") not in (None, name):
+            raise ApiFailure(
+                400, "BadRequest", "name in URL does not match name in Eviction object"
+            )
+        key = ("pods", ns, name)
+        pod = self._objects.get(key)
+        if pod is None:
+            raise ApiFailure(
+                404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}
+            )
+        labels = pod["metadata"].get("labels") or {}
+        pdbs = [
+            obj
+            for (p, pns, _), obj in sorted(self._objects.items())
+            if p == "poddisruptionbudgets"
+            and pns == ns
+            and match_label_selector(obj["spec"].get("selector"), labels)
+        ]
+        if len(pdbs) > 1:
+            raise ApiFailure(
+                500,
+                "InternalError",
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource "
+                "does not support.",
+            )
+        if pdbs:
+            pdb = pdbs[0]
+            matching = [
+                obj
+                for (p, pns, _), obj in self._objects.items()
+                if p == "pods"
+                and pns == ns
+                and match_label_selector(
+                    pdb["spec"].get("selector"), obj["metadata"].get("labels") or {}
+                )
+            ]
+            expected = len(matching)
+            healthy = sum(1 for obj in matching if pod_ready(obj))
+            spec = pdb["spec"]
+            if "minAvailable" in spec:
+                desired = _scaled(spec["minAvailable"], expected)
+            elif "maxUnavailable" in spec:
+                desired = max(0, expected - _scaled(spec["maxUnavailable"], expected))
+            else:
+                desired = 0
+            allowed = healthy - desired
+            blocked = allowed <= 0 if pod_ready(pod) else healthy < desired
+            pdb["status"] = {
+                "currentHealthy": healthy,
+                "desiredHealthy": desired,
+                "expectedPods": expected,
+                "disruptionsAllowed": max(0, allowed),
+            }
+            if blocked:
+                raise ApiFailure(
+                    429,
+                    "TooManyRequests",
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                    {
+                        "causes": [
+                            {
+                                "reason": "DisruptionBudget",
+                                "message": f"The disruption budget {pdb['metadata']['name']} "
+                                f"needs {desired} healthy pods and has {healthy} currently",
+                            }
+                        ]
+                    },
+                )
+        if not dry_run:
+            del self._objects[key]
+            self._bump()
+        return 201, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
+
+
+def _template_hash(template: Obj) -> str:
+    """A stable pod-template-hash (ignoring an existing one), in the controller's alphabet."""
+    clean = copy.deepcopy(template)
+    (clean.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    digest = hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).digest()
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:10])
