@@ -21,6 +21,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot import intake
+from bot.audit import AuditLog
 from bot.config import ConfigError, Settings
 from bot.models import AlertGroup
 from bot.runbooks import DEFAULT_RUNBOOK_DIR, load_runbooks
@@ -66,6 +67,7 @@ def build(settings: Settings) -> Bot:
         runbooks=runbooks,
         store=Store(settings.database_url),
         outbox=Outbox(client),
+        audit=AuditLog(settings.database_url),
     )
     socket_mode = settings.slack_app_token is not None
     secret = settings.slack_signing_secret

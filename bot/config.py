@@ -57,13 +57,18 @@ class ClusterConfig(BaseModel):
     in_cluster: bool = Field(
         default=False, description="Use the pod's service account instead of a kubeconfig."
     )
+    kube_api_url: HttpUrl | None = Field(
+        default=None, description="An API server URL with kube_token (instead of kubeconfig)."
+    )
+    kube_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _one_way_to_reach_kubernetes(self) -> Self:
-        if self.in_cluster and self.kube_context:
+        ways = [bool(self.kube_context), self.in_cluster, self.kube_api_url is not None]
+        if sum(ways) > 1:
             raise ValueError(
-                "set either kube_context or in_cluster: true, not both "
-                "(in_cluster uses the pod's service account)"
+                "set one of kube_context, in_cluster: true or kube_api_url (+ kube_token), "
+                "not several (in_cluster uses the pod's service account)"
             )
         return self
 

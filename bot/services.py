@@ -8,8 +8,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import Counter, Histogram
 
+from bot.audit import AuditLog
 from bot.config import Settings
 from bot.decisions import SizingPolicy
 from bot.diagnosis import DiagnosisOptions
@@ -43,6 +45,8 @@ class Services:
     runbooks: dict[str, Runbook]
     store: Store
     outbox: Outbox
+    audit: AuditLog
+    scheduler: AsyncIOScheduler | None = None
     _sources: dict[str, PrometheusSource] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 

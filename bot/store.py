@@ -78,6 +78,8 @@ class ActionRequest(Base):
     reason: Mapped[str] = mapped_column(Text)
     runbook: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str | None] = mapped_column(String(64))
+    cluster: Mapped[str | None] = mapped_column(String(64))
+    scope: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # the diagnosis' scope
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # offered → (awaiting_approval →) executing → done | failed; or expired
@@ -221,6 +223,8 @@ class Store:
         runbook: str,
         channel: str | None,
         ttl: timedelta,
+        cluster: str | None = None,
+        scope: dict[str, str] | None = None,
     ) -> str:
         request_id = secrets.token_urlsafe(18)
         with self.session() as s, s.begin():
@@ -233,6 +237,8 @@ class Store:
                     reason=reason,
                     runbook=runbook,
                     channel=channel,
+                    cluster=cluster,
+                    scope=scope or {},
                     expires_at=utcnow() + ttl,
                 )
             )

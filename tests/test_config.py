@@ -61,7 +61,15 @@ FIELDS = (
     "thresholds",
     "verification_delay_s",
 )
-CLUSTER_FIELDS = ("name", "prometheus_url", "alertmanager_url", "kube_context", "in_cluster")
+CLUSTER_FIELDS = (
+    "name",
+    "prometheus_url",
+    "alertmanager_url",
+    "kube_context",
+    "in_cluster",
+    "kube_api_url",
+    "kube_token",
+)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -356,7 +364,7 @@ def test_kube_context_and_in_cluster_are_exclusive(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, text))
     assert "clusters.1" in message
     assert "kube_context" in message and "in_cluster" in message
-    assert "not both" in message
+    assert "not several" in message
     assert "clusters.0" not in message
 
 

@@ -10,7 +10,7 @@ import pytest
 from alertmanager import AlertmanagerRunner, find_alertmanager
 from fleet_stack import require_binary
 
-from bot.actions_silence import (
+from bot.actions.silence import (
     SilenceError,
     describe,
     execute,

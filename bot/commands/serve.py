@@ -9,15 +9,42 @@ import logging
 import signal
 
 from aiohttp import web
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
-from bot import intake
+from bot import intake, remediation
 from bot.app import Bot, build
 from bot.commands.common import EXIT_OK, err
 from bot.config import ConfigError, load_settings
+from bot.services import Services
 
 log = logging.getLogger("bot")
+
+
+def start_scheduler(svc: Services) -> AsyncIOScheduler:
+    """Verification re-checks live in the database (a restart does not forget them);
+    request expiry runs every minute."""
+    scheduler = AsyncIOScheduler(
+        jobstores={
+            "default": SQLAlchemyJobStore(url=svc.settings.database_url),
+            "memory": MemoryJobStore(),
+        },
+        timezone="UTC",
+    )
+    remediation.activate(svc)
+    scheduler.add_job(
+        remediation.expire_requests,
+        "interval",
+        seconds=60,
+        jobstore="memory",
+        id="expire-requests",
+        replace_existing=True,
+    )
+    scheduler.start()
+    return scheduler
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -51,6 +78,7 @@ async def serve(bot: Bot, host: str, port: int, stop: asyncio.Event | None = Non
         handler = AsyncSocketModeHandler(bot.bolt, svc.settings.slack_app_token.get_secret_value())
         await handler.connect_async()  # type: ignore[no-untyped-call]
     svc.spawn(intake.redrive(svc), "redrive unposted alerts")
+    svc.scheduler = start_scheduler(svc)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -59,6 +87,8 @@ async def serve(bot: Bot, host: str, port: int, stop: asyncio.Event | None = Non
     try:
         await stop.wait()
     finally:
+        if svc.scheduler is not None:
+            svc.scheduler.shutdown(wait=False)
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
         await svc.shutdown(grace_s=10)

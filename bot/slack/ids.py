@@ -3,9 +3,12 @@
 COMMAND = "/vllm"
 # A recommended-action button; its value is an opaque request id, never the parameters.
 ACTION_BUTTON = "recommended_action"
-# The modal that shows an action's plan.
+# The modal that shows an action's plan and asks for confirmation.
 ACTION_PLAN_VIEW = "action_plan"
-ACTION_IDS = (ACTION_BUTTON,)
+# Second-person approval of a request that needs one.
+APPROVE_BUTTON = "approve_action"
+REJECT_BUTTON = "reject_action"
+ACTION_IDS = (ACTION_BUTTON, APPROVE_BUTTON, REJECT_BUTTON)
 CALLBACK_IDS = (ACTION_PLAN_VIEW,)
 
 # OAuth bot scopes the code uses, and why.

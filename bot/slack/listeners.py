@@ -6,27 +6,25 @@ slow. Every failure ends in a message to the user, never silence or a stack trac
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot import remediation
 from bot.config import ConfigError
-from bot.models import RecommendedAction
 from bot.services import SLASH_COMMANDS, Services
 from bot.slack import ids
 from bot.slack.blocks import (
     Message,
-    action_plan_view,
     help_message,
     runbook_message,
     runbooks_message,
     usage_error,
 )
 from bot.slack.live import diagnose_to_slack
+from bot.slack.remediation_blocks import loading_view, submitted_params
 from bot.slack.slash import SlashError, parse
-from bot.store import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,40 @@ def register(app: AsyncApp, svc: Services) -> None:
     async def recommended_action(ack: Any, body: dict[str, Any]) -> None:
         await ack()
         svc.spawn(show_plan(svc, body), "action plan")
+
+    @app.view(ids.ACTION_PLAN_VIEW)
+    async def confirmed(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        values = (view.get("state") or {}).get("values") or {}
+        svc.spawn(
+            remediation.submit(
+                svc,
+                str(view.get("private_metadata", "")),
+                actor_of(body),
+                submitted_params(values),
+            ),
+            "action confirmed",
+        )
+
+    @app.action(ids.APPROVE_BUTTON)
+    async def approve(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        svc.spawn(remediation.approve(svc, _value(body), actor_of(body), True), "approve")
+
+    @app.action(ids.REJECT_BUTTON)
+    async def reject(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        svc.spawn(remediation.approve(svc, _value(body), actor_of(body), False), "reject")
+
+
+def actor_of(body: dict[str, Any]) -> remediation.Actor:
+    user = body.get("user") or {}
+    name = str(user.get("username") or user.get("name") or user.get("id", ""))
+    return remediation.Actor(id=str(user.get("id", "")), name=name)
+
+
+def _value(body: dict[str, Any]) -> str:
+    return str(((body.get("actions") or [{}])[0]).get("value", ""))
 
 
 async def _reply(svc: Services, command: dict[str, Any], respond: Any, message: Message) -> None:
@@ -100,29 +132,8 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
 
 
 async def show_plan(svc: Services, body: dict[str, Any]) -> None:
-    """The button's value is an opaque request id: look the request up, show its plan."""
-    action = (body.get("actions") or [{}])[0]
-    request_id = str(action.get("value", ""))
-    request = await asyncio.to_thread(svc.store.action_request, request_id)
-    channel = (body.get("channel") or {}).get("id", "")
-    user = (body.get("user") or {}).get("id", "")
-    if request is None:
-        await svc.outbox.ephemeral(channel, user, usage_error("this action request is unknown"))
-        return
-    expires = (
-        request.expires_at
-        if request.expires_at.tzinfo
-        else request.expires_at.replace(tzinfo=utcnow().tzinfo)
-    )
-    if expires < utcnow():
-        await svc.outbox.ephemeral(
-            channel, user, usage_error("this action request expired; run the diagnosis again")
-        )
-        return
-    planned = RecommendedAction(
-        kind=request.kind,  # validated when it was stored
-        target=request.target,
-        params=request.params,
-        reason=request.reason,
-    )
-    await svc.outbox.open_view(body["trigger_id"], action_plan_view(planned, request.id))
+    """The button's value is an opaque request id: open a modal now, fill in the plan."""
+    request_id = _value(body)
+    view_id = await svc.outbox.open_view(body["trigger_id"], loading_view(request_id))
+    if view_id is not None:
+        await remediation.open_plan(svc, request_id, actor_of(body), view_id)

@@ -65,6 +65,8 @@ async def diagnose_to_slack(
             runbook=runbook.id,
             channel=channel,
             ttl=ttl,
+            cluster=scope.cluster,
+            scope=dict(scope.labels),
         )
         for a in d.actions
     ]

@@ -87,9 +87,16 @@ class Outbox:
         )
         return data is not None
 
-    async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> bool:
+    async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> str | None:
+        """Open a modal; its view id (for updates), or None."""
         data = await self._call(
             "views.open", lambda: self.client.views_open(trigger_id=trigger_id, view=dict(view))
+        )
+        return str(data["view"]["id"]) if data and "view" in data else None
+
+    async def update_view(self, view_id: str, view: Mapping[str, Any]) -> bool:
+        data = await self._call(
+            "views.update", lambda: self.client.views_update(view_id=view_id, view=dict(view))
         )
         return data is not None
 

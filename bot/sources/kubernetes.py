@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import httpx
 from lightkube import ALL_NS, AsyncClient, KubeConfig
+from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.core.resource import Resource
 from lightkube.generic_resource import create_namespaced_resource
@@ -164,9 +165,20 @@ class KubeClient:
     @classmethod
     def connect(cls, target: KubeTarget, field_manager: str = "vllm-chatops") -> KubeClient:
         config = build_config(target)
+        chosen: KubeConfig | SingleConfig = config
+        if target.kube_context:
+            try:
+                single = config.get(target.kube_context)
+            except ConfigError:
+                single = None
+            if single is None:
+                raise KubernetesError(
+                    0, "ConfigError", f"kubeconfig has no context {target.kube_context!r}"
+                )
+            chosen = single
         try:
             client = AsyncClient(
-                config.get(target.kube_context) if target.kube_context else config,
+                chosen,
                 namespace=target.namespace,
                 timeout=httpx.Timeout(target.timeout_s),
                 field_manager=field_manager,
