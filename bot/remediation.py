@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from bot import actions as _register_actions  # noqa: F401 - registers the Kubernetes actions
-from bot.actions.base import ActionError, Plan, get_action
+from bot.actions import silence
+from bot.actions.base import ActionError, Plan, Progress, get_action
 from bot.audit import AuditEventType as AuditEventKind
 from bot.audit import AuditLog
 from bot.diagnosis import diagnose
@@ -23,6 +24,7 @@ from bot.policy import Decision, can_approve, decide
 from bot.services import Services
 from bot.slack.blocks import usage_error
 from bot.slack.remediation_blocks import approval_message, confirm_view, status_message
+from bot.sources.alertmanager import AlertmanagerClient, AlertmanagerError
 from bot.sources.kubernetes import KubeClient, KubernetesError, KubeTarget
 from bot.store import ActionRequest, utcnow
 
@@ -87,6 +89,12 @@ async def live_plan(svc: Services, req: ActionRequest, params: dict[str, Any]) -
     if req.kind in NOT_EXECUTABLE:
         change = str(params.get("change", "a configuration change"))
         return Plan(kind=req.kind, target=req.target, summary=f"Needs a person: {change}")
+    if req.kind == "silence":
+        try:
+            summary = silence.plan(silence.parse_selector(req.target), str(params["duration"]))
+        except (silence.SilenceError, KeyError) as exc:
+            raise ActionError(f"cannot silence {req.target}: {exc}") from exc
+        return Plan(kind="silence", target=req.target, summary=summary, dry_run_ok=True)
     client = kube_for(svc, req.cluster)
     try:
         return await get_action(req.kind).plan(client, req.target, params)
@@ -252,17 +260,14 @@ async def execute(svc: Services, request_id: str, actor: Actor) -> None:
                 status_message(":hourglass_flowing_sand:", f"{req.kind} {req.target}: {message}"),
             )
 
-    client = kube_for(svc, req.cluster)
     try:
-        outcome = await get_action(req.kind).execute(client, req.target, dict(req.params), progress)
-        ok, summary, details = outcome.ok, outcome.summary, outcome.details
-    except (ActionError, KubernetesError) as exc:
+        ok, summary, details = await _run(svc, req, actor, progress)
+    except (ActionError, KubernetesError, AlertmanagerError, silence.SilenceError) as exc:
         ok, summary, details = False, str(exc), {}
     except Exception as exc:  # never leave a request stuck in `executing`
         log.exception("action %s failed", req.id)
         ok, summary, details = False, f"failed unexpectedly ({type(exc).__name__})", {}
     finally:
-        await client.close()
         svc.store.unlock_target(req.target, req.id)
     svc.store.transition(req.id, ("executing",), "done" if ok else "failed", outcome=summary)
     _audit(svc, "executed" if ok else "failed", req, actor, outcome=summary)
@@ -275,6 +280,29 @@ async def execute(svc: Services, request_id: str, actor: Actor) -> None:
         ts = await svc.outbox.post(channel, message)
     if ok:
         schedule_verification(svc, req.id, delay, ts)
+
+
+async def _run(
+    svc: Services, req: ActionRequest, actor: Actor, progress: Progress
+) -> tuple[bool, str, dict[str, Any]]:
+    if req.kind == "silence":
+        url = str(svc.settings.cluster(req.cluster).alertmanager_url)
+        client = AlertmanagerClient(url)
+        duration = str(req.params["duration"])
+        silence_id = await silence.execute(
+            client,
+            silence.parse_selector(req.target),
+            duration,
+            actor.name,
+            f"vllm-chatops request {req.id}",
+        )
+        return True, f"silenced {req.target} for {duration}", {"silence id": silence_id}
+    kube = kube_for(svc, req.cluster)
+    try:
+        outcome = await get_action(req.kind).execute(kube, req.target, dict(req.params), progress)
+    finally:
+        await kube.close()
+    return outcome.ok, outcome.summary, dict(outcome.details)
 
 
 # --- verification ------------------------------------------------------------------------

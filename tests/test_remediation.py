@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from alertmanager import AlertmanagerRunner, find_alertmanager
 from bot_runner import BotRunner
 from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, Message, block_action_body, send_signed, slash_command_body
 from fakes.slack import view_submission_body as submission
-from fleet_stack import FleetStack, eventually, start_stack
+from fleet_stack import FleetStack, eventually, require_binary, start_stack
 
 from bot.audit import AuditLog
 from bot.slack import ids
@@ -36,6 +38,7 @@ class World:
     stack: FleetStack
     bot: BotRunner
     db: str
+    alertmanager_url: str
 
     def events(self) -> str:
         return f"{self.bot.url}/slack/events"
@@ -93,6 +96,9 @@ def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> I
     slack = FakeSlack().start()
     kube = FakeKubernetes().start()
     kube.add_deployment("inference", DEPLOYMENT, "vllm/vllm-openai:v0.11.0", replicas=8)
+    kube.add_node("gpu-node-009")
+    am_binary = require_binary("prometheus-alertmanager", find_alertmanager())
+    alertmanager = AlertmanagerRunner(am_binary, "http://127.0.0.1:9/unused", "x").start()
     db = f"sqlite:///{tmp_path_factory.mktemp('db') / 'bot.db'}"
     bot = BotRunner(
         slack_bot_token=slack.token,
@@ -104,10 +110,17 @@ def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> I
         database_url=db,
         diagnosis_window="20s",
         verification_delay_s=1,
-        clusters=[{"name": "default", "kube_api_url": kube.url, "kube_token": ADMIN_TOKEN}],
+        clusters=[
+            {
+                "name": "default",
+                "kube_api_url": kube.url,
+                "kube_token": ADMIN_TOKEN,
+                "alertmanager_url": alertmanager.url,
+            }
+        ],
         policy={
             "grants": [
-                {"users": ["U123", "U456"], "kinds": ["scale"]},
+                {"users": ["U123", "U456"], "kinds": ["scale", "drain", "silence"]},
                 {"users": ["U123", "U456"], "kinds": ["restart"], "namespaces": ["inference"]},
             ],
             "approvals": [{"kinds": ["restart"], "namespaces": ["inference"]}],
@@ -115,8 +128,9 @@ def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> I
     ).start()
     stack.switch("kv_cache_pressure", seed=5)
     time.sleep(3)
-    yield World(slack, kube, stack, bot, db)
+    yield World(slack, kube, stack, bot, db, alertmanager.url)
     bot.stop()
+    alertmanager.stop()
     kube.stop()
     slack.stop()
     stack.prometheus.stop()
@@ -223,6 +237,62 @@ def test_two_person_rule(world: World) -> None:
     events = [e.event for e in AuditLog(world.db).for_request(request_id)]
     assert events[:2] == ["approval_requested", "denied"]
     assert "approved" in events and "executed" in events
+
+
+def _slash(world: World, text: str, user: str = "U123") -> None:
+    body = slash_command_body(
+        text,
+        user_id=user,
+        channel_id=CHANNEL,
+        response_url=world.slack.new_response_url(),
+        trigger_id=world.slack.new_trigger_id(),
+    )
+    assert send_signed(world.events(), body, SECRET).status == 200
+
+
+def _opened_request(world: World, needle: str) -> str:
+    def found() -> str:
+        for view in world.slack.views:
+            if needle in json.dumps(view.view):
+                return view.private_metadata
+        raise AssertionError(f"no plan modal mentioning {needle} yet")
+
+    return eventually(found, timeout_s=15)
+
+
+def test_slash_drain_plans_then_cordons(world: World) -> None:
+    _slash(world, "drain gpu-node-009")
+    request_id = _opened_request(world, "gpu-node-009")
+    node = world.kube.get("nodes", None, "gpu-node-009")
+    assert node is not None and not node["spec"].get("unschedulable")
+    assert world.confirm(request_id) == 200
+    world.bot.drain()
+    node = world.kube.get("nodes", None, "gpu-node-009")
+    assert node is not None and node["spec"].get("unschedulable") is True
+
+
+def test_slash_silence_creates_a_real_silence(world: World) -> None:
+    _slash(world, "silence VLLMKVCachePressure{namespace=inference} 1h")
+    request_id = _opened_request(world, "for 1h")
+    assert world.confirm(request_id) == 200
+    world.bot.drain()
+    silences = httpx.get(f"{world.alertmanager_url}/api/v2/silences").json()
+    active = [x for x in silences if x["status"]["state"] == "active"]
+    assert any(
+        {"name": "alertname", "value": "VLLMKVCachePressure"}.items()
+        <= {k: m[k] for k in ("name", "value")}.items()
+        for x in active
+        for m in x["matchers"]
+    )
+
+
+def test_slash_audit_lists_recent_records(world: World) -> None:
+    before = len(world.slack.responses)
+    _slash(world, "audit 5")
+    replies = world.slack.wait_for(lambda: world.slack.responses[before:] or None, timeout=10)
+    assert replies is not None
+    text = json.dumps(replies[-1].body)
+    assert "Audit log" in text and "executed" in text
 
 
 def _approval_for(world: World, request_id: str) -> Message:

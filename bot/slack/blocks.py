@@ -795,6 +795,10 @@ USAGE = "\n".join(
         f"• `{ids.COMMAND} runbook ID` — one runbook: its checks and remediation",
         f"• `{ids.COMMAND} runbooks` — list the runbooks",
         f"• `{ids.COMMAND} status [scope…]` — a quick health overview",
+        f"• `{ids.COMMAND} scale NS/DEPLOYMENT N` · `rollback NS/DEPLOYMENT` · "
+        "`restart NS/DEPLOYMENT` · `drain NODE` · `uncordon NODE` · "
+        "`silence ALERT{label=value} 2h` — plan, confirm, then act (permissions apply)",
+        f"• `{ids.COMMAND} audit [N|TARGET]` — recent audit records",
         "*Scope words:* `namespace=` (or `ns=`), `model=`, `pod=`, `node=`, "
         "`deployment=`, `cluster=`",
         f"Example: `{ids.COMMAND} diagnose kv_cache_pressure ns=prod model=llama-70b`",

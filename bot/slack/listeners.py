@@ -6,7 +6,9 @@ slow. Every failure ends in a message to the user, never silence or a stack trac
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -23,8 +25,8 @@ from bot.slack.blocks import (
     usage_error,
 )
 from bot.slack.live import diagnose_to_slack
-from bot.slack.remediation_blocks import loading_view, submitted_params
-from bot.slack.slash import SlashError, parse
+from bot.slack.remediation_blocks import audit_message, loading_view, submitted_params
+from bot.slack.slash import SlashError, SlashRequest, parse
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,13 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
     if request.verb == "runbooks":
         await _reply(svc, command, respond, runbooks_message(list(svc.runbooks.values())))
         return
+    if request.verb == "audit":
+        events = await asyncio.to_thread(svc.audit.recent, request.count, request.target)
+        await _reply(svc, command, respond, audit_message(events, request.target))
+        return
+    if request.verb == "action":
+        await offer_action(svc, command, request)
+        return
     assert request.runbook is not None
     runbook = svc.runbooks[request.runbook]
     if request.verb == "runbook":
@@ -129,6 +138,27 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
             respond,
             usage_error("I cannot post in this channel: invite the bot (/invite @vllm-chatops)"),
         )
+
+
+async def offer_action(svc: Services, command: dict[str, Any], request: SlashRequest) -> None:
+    """`/vllm scale|rollback|restart|drain|uncordon|silence …`: the same plan-and-confirm
+    modal as a recommended action's button."""
+    assert request.kind is not None and request.target is not None
+    request_id = await asyncio.to_thread(
+        svc.store.create_action_request,
+        kind=request.kind,
+        target=request.target,
+        params=request.params,
+        reason=f"asked for with /vllm by <@{command.get('user_id', '')}>",
+        runbook="",
+        channel=command.get("channel_id"),
+        ttl=timedelta(seconds=svc.settings.action_request_ttl_s),
+        cluster=request.scope.cluster,
+    )
+    view_id = await svc.outbox.open_view(command["trigger_id"], loading_view(request_id))
+    if view_id is not None:
+        actor = remediation.Actor(id=command.get("user_id", ""), name=command.get("user_name", ""))
+        await remediation.open_plan(svc, request_id, actor, view_id)
 
 
 async def show_plan(svc: Services, body: dict[str, Any]) -> None:

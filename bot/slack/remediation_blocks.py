@@ -159,3 +159,22 @@ def loading_view(request_id: str) -> dict[str, Any]:
         ],
     )
     return cast(dict[str, Any], view.to_dict())
+
+
+def audit_message(events: Sequence[Any], about: str | None = None) -> Message:
+    """Recent audit records (newest first), one line each."""
+    if not events:
+        text = "The audit log is empty" + (f" for {escape(about)}" if about else "") + "."
+        return Message(text=text, blocks=[SectionBlock(text=_md(text)).to_dict()])
+    lines = [
+        f"`#{e.seq}` {e.at:%Y-%m-%d %H:%M} UTC · *{escape(e.event)}* · "
+        f"{escape(e.actor_name or '-')} · {escape(e.kind)} `{escape(e.target)}`"
+        + (f" · {escape(truncate(e.outcome, 120))}" if e.outcome else "")
+        for e in events
+    ]
+    title = "*Audit log*" + (f" for `{escape(about)}`" if about else "")
+    blocks = [SectionBlock(text=_md(title + "\n" + "\n".join(lines[:25])))]
+    return Message(
+        text=truncate(f"Audit log: {len(events)} records", 200),
+        blocks=[b.to_dict() for b in blocks],
+    )

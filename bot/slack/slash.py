@@ -5,12 +5,14 @@ from __future__ import annotations
 import shlex
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from bot.models import Scope
 from bot.scope import ScopeSyntaxError, parse_scope
 
-Verb = Literal["help", "diagnose", "runbook", "runbooks", "status"]
+Verb = Literal["help", "diagnose", "runbook", "runbooks", "status", "action", "audit"]
+ACTION_VERBS = ("scale", "rollback", "restart", "drain", "uncordon", "silence")
+WORKLOAD_KINDS = ("deployment", "statefulset", "rollout")
 STATUS_RUNBOOK = "fleet_status"
 
 
@@ -23,6 +25,49 @@ class SlashRequest:
     verb: Verb
     runbook: str | None = None
     scope: Scope = field(default_factory=Scope)
+    # verb "action": what to do (kind, target, params); verb "audit": how many / about what
+    kind: str | None = None
+    target: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    count: int = 10
+
+
+def _workload(word: str) -> str:
+    """`ns/name` → deployment/ns/name; `kind/ns/name` as given."""
+    parts = word.split("/")
+    if len(parts) == 2 and all(parts):
+        return f"deployment/{parts[0]}/{parts[1]}"
+    if len(parts) == 3 and parts[0] in WORKLOAD_KINDS and all(parts):
+        return word
+    raise SlashError(f"`{word}` is not NAMESPACE/NAME or deployment|statefulset/NAMESPACE/NAME")
+
+
+def _split_cluster(words: list[str]) -> tuple[list[str], str | None]:
+    rest = [w for w in words if not w.startswith("cluster=")]
+    clusters = [w.split("=", 1)[1] for w in words if w.startswith("cluster=")]
+    return rest, (clusters[-1] or None) if clusters else None
+
+
+def _action(verb: str, words: list[str]) -> SlashRequest:
+    words, cluster = _split_cluster(words)
+    scope = Scope(cluster=cluster)
+    if verb == "scale":
+        if len(words) != 2 or not words[1].isdigit():
+            raise SlashError("usage: `scale NAMESPACE/DEPLOYMENT REPLICAS`")
+        return SlashRequest(
+            "action", None, scope, "scale", _workload(words[0]), {"replicas": int(words[1])}
+        )
+    if verb in ("rollback", "restart"):
+        if len(words) != 1:
+            raise SlashError(f"usage: `{verb} NAMESPACE/DEPLOYMENT`")
+        return SlashRequest("action", None, scope, verb, _workload(words[0]))
+    if verb in ("drain", "uncordon"):
+        if len(words) != 1 or "/" in words[0]:
+            raise SlashError(f"usage: `{verb} NODE`")
+        return SlashRequest("action", None, scope, verb, f"node/{words[0]}")
+    if len(words) != 2:
+        raise SlashError("usage: `silence ALERTNAME{label=value,…} DURATION` (e.g. 2h)")
+    return SlashRequest("action", None, scope, "silence", words[0], {"duration": words[1]})
 
 
 def parse(text: str, runbooks: Collection[str]) -> SlashRequest:
@@ -36,6 +81,12 @@ def parse(text: str, runbooks: Collection[str]) -> SlashRequest:
     try:
         if verb == "runbooks":
             return SlashRequest("runbooks")
+        if verb in ACTION_VERBS:
+            return _action(verb, rest)
+        if verb == "audit":
+            if rest and rest[0].isdigit():
+                return SlashRequest("audit", count=min(int(rest[0]), 50))
+            return SlashRequest("audit", target=rest[0] if rest else None)
         if verb == "status":
             return SlashRequest("status", STATUS_RUNBOOK, parse_scope(rest))
         if verb in ("diagnose", "runbook"):
