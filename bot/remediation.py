@@ -40,6 +40,15 @@ class Actor:
     groups: frozenset[str] = frozenset()
 
 
+async def with_groups(svc: Services, actor: Actor) -> Actor:
+    """The Slack user groups (of those the policy names) that ``actor`` belongs to."""
+    named = sorted({g for grant in svc.settings.policy.grants for g in grant.groups})
+    if not named:
+        return actor
+    mine = {g for g in named if actor.id in await svc.group_members(g)}
+    return Actor(actor.id, actor.name, frozenset(mine))
+
+
 def namespace_of(target: str) -> str:
     """`deployment/NS/NAME` → NS; nodes have no namespace ('')."""
     parts = target.split("/")
@@ -121,6 +130,7 @@ async def open_plan(svc: Services, request_id: str, actor: Actor, view_id: str) 
         view = confirm_view(request_id, "-", "-", {}, reason, [], [], error=reason)
         await svc.outbox.update_view(view_id, view)
         return
+    actor = await with_groups(svc, actor)
     decision = _decision(svc, req, actor)
     try:
         plan = await live_plan(svc, req, dict(req.params))
@@ -162,6 +172,7 @@ async def submit(svc: Services, request_id: str, actor: Actor, edited: dict[str,
             await svc.outbox.ephemeral(channel, actor.id, msg)
         return
     params = _merge_params(req, edited)
+    actor = await with_groups(svc, actor)
     decision = _decision(svc, req, actor)
     if not decision.allowed or req.kind in NOT_EXECUTABLE:
         reason = decision.reason if not decision.allowed else "nothing to execute"
@@ -201,6 +212,7 @@ async def approve(svc: Services, request_id: str, approver: Actor, approved: boo
     req = svc.store.action_request(request_id)
     if req is None or req.state != "awaiting_approval" or req.channel is None:
         return
+    approver = await with_groups(svc, approver)
     decision = can_approve(
         svc.settings.policy,
         approver.id,

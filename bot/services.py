@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ class Services:
     audit: AuditLog
     scheduler: AsyncIOScheduler | None = None
     _sources: dict[str, PrometheusSource] = field(default_factory=dict)
+    _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -69,6 +71,18 @@ class Services:
                 str(config.prometheus_url), timeout_s=self.settings.query_timeout_s
             )
         return self._sources[config.name]
+
+    async def group_members(self, group_id: str, ttl_s: float = 300.0) -> frozenset[str]:
+        """Members of a Slack user group (cached; empty when Slack cannot say)."""
+        cached = self._groups.get(group_id)
+        if cached and time.monotonic() - cached[0] < ttl_s:
+            return cached[1]
+        found = await self.outbox.group_members(group_id)
+        if found is None:  # Slack could not say: deny this time, ask again next time
+            return frozenset()
+        members = frozenset(found)
+        self._groups[group_id] = (time.monotonic(), members)
+        return members
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
         """Run in the background, keep a reference, log (never lose) a failure."""

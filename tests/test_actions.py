@@ -7,7 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakes.kubernetes import ADMIN_TOKEN, REVISION_ANNOTATION, FakeKubernetes
+from fakes.kubernetes import (
+    ADMIN_TOKEN,
+    REVISION_ANNOTATION,
+    ROLLOUT_HASH_LABEL,
+    ROLLOUT_REVISION_ANNOTATION,
+    FakeKubernetes,
+)
 
 from bot.actions import ACTIONS, ActionError, get_action, parse_target
 from bot.actions.restart import RESTARTED_AT
@@ -15,6 +21,7 @@ from bot.sources.kubernetes import KubeClient, KubernetesError, KubeTarget, buil
 
 DEP = "/apis/apps/v1/namespaces/ml/deployments"
 HPA = "/apis/autoscaling/v2/namespaces/ml/horizontalpodautoscalers"
+ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts"
 
 
 @pytest.fixture
@@ -259,7 +266,7 @@ async def test_rollback_needs_a_previous_revision(fake: FakeKubernetes) -> None:
     async with client(fake) as kube:
         with pytest.raises(ActionError, match="no previous revision"):
             await ACTIONS["rollback"].plan(kube, "deployment/ml/fresh", {})
-        with pytest.raises(ActionError, match="works on deployment targets"):
+        with pytest.raises(ActionError, match="works on deployment or rollout targets"):
             await ACTIONS["rollback"].plan(kube, "statefulset/ml/fresh", {})
 
 
@@ -270,6 +277,121 @@ async def test_rollback_to_a_named_revision(fake: FakeKubernetes) -> None:
         assert plan.details["to_image"] == "v1" and plan.details["from_image"] == "v3"
         with pytest.raises(ActionError, match="has no revision 9"):
             await ACTIONS["rollback"].plan(kube, "deployment/ml/qwen", {"to_revision": 9})
+
+
+async def test_rollback_of_an_argo_rollout(fake: FakeKubernetes) -> None:
+    fake.add_rollout("ml", "mistral", "vllm:0.6.3", replicas=3, revisions=["vllm:0.6.1"])
+    action = ACTIONS["rollback"]
+    async with client(fake) as kube:
+        fake.clear_requests()
+        plan = await action.plan(kube, "rollout/ml/mistral", {})
+        assert plan.summary == (
+            "roll back Rollout ml/mistral: revision 2 (vllm:0.6.3) → revision 1 (vllm:0.6.1)"
+        )
+        assert plan.target == "rollout/ml/mistral"
+        assert plan.dry_run_ok and plan.warnings == []
+        assert plan.details["from_image"] == "vllm:0.6.3"
+        assert plan.details["to_image"] == "vllm:0.6.1"
+        assert "Argo Rollouts controller" in plan.changes[1]
+        assert writes(fake) == [("PATCH", f"{ROLLOUTS}/mistral", "All")]
+        reads = {r.path for r in fake.requests if r.method == "GET"}
+        assert f"{ROLLOUTS}/mistral" in reads
+        ro = fake.get("rollouts", "ml", "mistral")
+        assert ro is not None and ro["metadata"]["annotations"][ROLLOUT_REVISION_ANNOTATION] == "2"
+        assert ro["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm:0.6.3"
+        progress = Progress()
+        outcome = await action.execute(kube, "rollout/ml/mistral", {}, progress)
+    assert outcome.ok, outcome.summary
+    assert outcome.details == {
+        "from_revision": 2,
+        "to_revision": 1,
+        "new_revision": 3,
+        "image": "vllm:0.6.1",
+    }
+    assert progress.messages == ["rolled back Rollout ml/mistral to vllm:0.6.1"]
+    ro = fake.get("rollouts", "ml", "mistral")
+    assert ro is not None
+    template = ro["spec"]["template"]
+    assert template["spec"]["containers"][0]["image"] == "vllm:0.6.1"
+    assert ROLLOUT_HASH_LABEL not in template["metadata"]["labels"]
+    assert template["metadata"]["labels"] == {"app": "mistral"}
+    assert ro["spec"]["strategy"]["canary"]  # the rest of the spec is untouched
+    assert ro["metadata"]["annotations"][ROLLOUT_REVISION_ANNOTATION] == "3"
+    owned = [
+        rs
+        for rs in fake.list("replicasets", "ml")
+        if rs["metadata"]["ownerReferences"][0]["kind"] == "Rollout"
+    ]
+    revisions = sorted(
+        (
+            rs["metadata"]["annotations"][ROLLOUT_REVISION_ANNOTATION],
+            rs["spec"]["template"]["spec"]["containers"][0]["image"],
+            rs["spec"]["replicas"],
+        )
+        for rs in owned
+    )
+    # the revision-1 ReplicaSet came back as revision 3
+    assert revisions == [("2", "vllm:0.6.3", 0), ("3", "vllm:0.6.1", 3)]
+    assert ro["status"]["currentPodHash"] == next(
+        rs["metadata"]["labels"][ROLLOUT_HASH_LABEL]
+        for rs in owned
+        if rs["metadata"]["annotations"][ROLLOUT_REVISION_ANNOTATION] == "3"
+    )
+    # the Deployment in the same namespace was left alone
+    dep = fake.get("deployments", "ml", "llama")
+    assert dep is not None and dep["metadata"]["annotations"][REVISION_ANNOTATION] == "2"
+
+
+async def test_rollback_of_a_rollout_to_a_named_revision(fake: FakeKubernetes) -> None:
+    fake.add_rollout("ml", "qwen", "v3", revisions=["v1", "v2"])
+    async with client(fake) as kube:
+        plan = await ACTIONS["rollback"].plan(kube, "rollout/ml/qwen", {"to_revision": 1})
+        assert (plan.details["from_image"], plan.details["to_image"]) == ("v3", "v1")
+        outcome = await ACTIONS["rollback"].execute(kube, "rollout/ml/qwen", {"to_revision": 1})
+    assert outcome.ok and outcome.details["new_revision"] == 4
+
+
+async def test_rollout_rollback_needs_a_previous_revision(fake: FakeKubernetes) -> None:
+    fake.add_rollout("ml", "fresh", "vllm:0.7")
+    async with client(fake) as kube:
+        with pytest.raises(ActionError, match="Rollout ml/fresh has no previous revision"):
+            await ACTIONS["rollback"].plan(kube, "rollout/ml/fresh", {})
+        with pytest.raises(ActionError, match="Rollout ml/fresh has no previous revision"):
+            await ACTIONS["rollback"].execute(kube, "rollout/ml/fresh", {})
+        with pytest.raises(ActionError, match="expected rollout/NAMESPACE/NAME"):
+            await ACTIONS["rollback"].plan(kube, "rollout/fresh", {})
+        with pytest.raises(KubernetesError, match="Rollout ml/nope was not found"):
+            await ACTIONS["rollback"].plan(kube, "rollout/ml/nope", {})
+    assert not [r for r in fake.requests if r.method == "PATCH"]
+
+
+async def test_rollout_targets_for_other_actions_are_refused_clearly(fake: FakeKubernetes) -> None:
+    fake.add_rollout("ml", "mistral", "vllm:0.6.3")
+    t = parse_target("rollout/ml/mistral")
+    assert (t.kind, t.namespace, t.name) == ("Rollout", "ml", "mistral")
+    async with client(fake) as kube:
+        for kind, params in (("scale", {"replicas": 2}), ("restart", {})):
+            with pytest.raises(ActionError, match="not rollout"):
+                await ACTIONS[kind].plan(kube, "rollout/ml/mistral", params)
+
+
+async def test_rollout_rollback_forbidden_without_patch_rollouts(fake: FakeKubernetes) -> None:
+    fake.add_rollout("ml", "mistral", "vllm:0.6.3", revisions=["vllm:0.6.1"])
+    fake.allow("bot", [("get", "*"), ("list", "*"), ("patch", "deployments")])
+    async with client(fake, "bot") as kube:
+        plan = await ACTIONS["rollback"].plan(kube, "rollout/ml/mistral", {})
+        assert not plan.dry_run_ok
+        assert "may not patch rollouts in namespace ml" in plan.warnings[0]
+        with pytest.raises(KubernetesError) as err:
+            await ACTIONS["rollback"].execute(kube, "rollout/ml/mistral", {})
+    assert err.value.status == 403 and err.value.reason == "Forbidden"
+    assert err.value.message.startswith(
+        "the bot's service account may not patch rollouts in namespace ml"
+    )
+    assert 'cannot patch resource "rollouts" in API group "argoproj.io"' in err.value.message
+    ro = fake.get("rollouts", "ml", "mistral")
+    assert ro is not None
+    assert ro["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm:0.6.3"
 
 
 # --- drain / uncordon ----------------------------------------------------------------

@@ -7,9 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes.kubernetes import ADMIN_TOKEN, REVISION_ANNOTATION, FakeKubernetes
+from fakes.kubernetes import (
+    ADMIN_TOKEN,
+    REVISION_ANNOTATION,
+    ROLLOUT_HASH_LABEL,
+    ROLLOUT_REVISION_ANNOTATION,
+    FakeKubernetes,
+)
 
 DEP = "/apis/apps/v1/namespaces/ml/deployments"
+ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts"
 
 
 @pytest.fixture
@@ -85,6 +92,66 @@ def test_template_change_and_revert_renumber_revisions(
         for rs in fake.list("replicasets", "ml")
     }
     assert revs == {"vllm:0.6.1": "1", "vllm:0.7": "3", "vllm:0.6.3": "4"}
+
+
+def test_rollouts_own_revisioned_replicasets(fake: FakeKubernetes, http: httpx.Client) -> None:
+    fake.add_rollout("ml", "mistral", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
+    ro = http.get(f"{ROLLOUTS}/mistral").json()
+    assert (ro["kind"], ro["apiVersion"]) == ("Rollout", "argoproj.io/v1alpha1")
+    assert ro["metadata"]["annotations"][ROLLOUT_REVISION_ANNOTATION] == "2"
+    assert REVISION_ANNOTATION not in ro["metadata"]["annotations"]
+    listed = http.get(ROLLOUTS).json()
+    assert listed["kind"] == "RolloutList" and len(listed["items"]) == 1
+    rss = sorted(
+        (
+            rs
+            for rs in fake.list("replicasets", "ml")
+            if rs["metadata"]["ownerReferences"][0]["kind"] == "Rollout"
+        ),
+        key=lambda r: int(r["metadata"]["annotations"][ROLLOUT_REVISION_ANNOTATION]),
+    )
+    assert [r["spec"]["template"]["spec"]["containers"][0]["image"] for r in rss] == [
+        "vllm:0.6.1",
+        "vllm:0.6.3",
+    ]
+    assert [r["spec"]["replicas"] for r in rss] == [0, 2]
+    for rs in rss:
+        owner = rs["metadata"]["ownerReferences"][0]
+        assert (owner["apiVersion"], owner["name"], owner["uid"]) == (
+            "argoproj.io/v1alpha1",
+            "mistral",
+            ro["metadata"]["uid"],
+        )
+        tmpl_hash = rs["metadata"]["labels"][ROLLOUT_HASH_LABEL]
+        assert "pod-template-hash" not in rs["metadata"]["labels"]
+        assert rs["spec"]["selector"]["matchLabels"][ROLLOUT_HASH_LABEL] == tmpl_hash
+        assert rs["spec"]["template"]["metadata"]["labels"][ROLLOUT_HASH_LABEL] == tmpl_hash
+    assert ro["status"]["currentPodHash"] == rss[-1]["metadata"]["labels"][ROLLOUT_HASH_LABEL]
+    # a new template → a new ReplicaSet at max + 1
+    new = {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "vllm:0.7"}]}}}}
+    r = _merge(http, f"{ROLLOUTS}/mistral", new)
+    assert r.status_code == 200
+    assert r.json()["metadata"]["annotations"][ROLLOUT_REVISION_ANNOTATION] == "3"
+    assert len(fake.list("replicasets", "ml")) == 5  # 2 for the deployment, 3 for the rollout
+    # scale subresource
+    scale = http.get(f"{ROLLOUTS}/mistral/scale").json()
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2
+    assert _merge(http, f"{ROLLOUTS}/mistral/scale", {"spec": {"replicas": 4}}).status_code == 200
+    assert fake.get("rollouts", "ml", "mistral")["spec"]["replicas"] == 4  # type: ignore[index]
+
+
+def test_rollouts_rbac(fake: FakeKubernetes) -> None:
+    fake.add_rollout("ml", "mistral", "vllm:0.6.3")
+    fake.allow("viewer", [("get", "rollouts"), ("patch", "deployments")])
+    with httpx.Client(base_url=fake.url, headers={"Authorization": "Bearer viewer"}) as viewer:
+        assert viewer.get(f"{ROLLOUTS}/mistral").status_code == 200
+        r = _merge(viewer, f"{ROLLOUTS}/mistral", {"spec": {"replicas": 3}})
+    assert r.status_code == 403
+    assert r.json()["message"] == (
+        'rollouts.argoproj.io "mistral" is forbidden: User '
+        '"system:serviceaccount:vllm-ops:chatops-bot" cannot patch resource "rollouts" '
+        'in API group "argoproj.io" in the namespace "ml"'
+    )
 
 
 def test_put_with_stale_resource_version_is_a_409(http: httpx.Client) -> None:

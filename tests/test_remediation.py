@@ -122,6 +122,7 @@ def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> I
             "grants": [
                 {"users": ["U123", "U456"], "kinds": ["scale", "drain", "silence"]},
                 {"users": ["U123", "U456"], "kinds": ["restart"], "namespaces": ["inference"]},
+                {"groups": ["S0SRE"], "kinds": ["uncordon"]},
             ],
             "approvals": [{"kinds": ["restart"], "namespaces": ["inference"]}],
         },
@@ -269,6 +270,21 @@ def test_slash_drain_plans_then_cordons(world: World) -> None:
     world.bot.drain()
     node = world.kube.get("nodes", None, "gpu-node-009")
     assert node is not None and node["spec"].get("unschedulable") is True
+
+
+def test_grants_by_slack_user_group(world: World) -> None:
+    world.slack.stub("usergroups.users.list", {"ok": True, "users": ["U777"]})
+    world.kube.put_object(
+        "nodes", {"metadata": {"name": "gpu-node-010"}, "spec": {"unschedulable": True}}
+    )
+    _slash(world, "uncordon gpu-node-010", user="U777")
+    request_id = _opened_request(world, "gpu-node-010")
+    assert world.confirm(request_id, user="U777") == 200
+    world.bot.drain()
+    node = world.kube.get("nodes", None, "gpu-node-010")
+    assert node is not None and not node["spec"].get("unschedulable")
+    calls = world.slack.calls_to("usergroups.users.list")
+    assert calls and calls[-1].params.get("usergroup") == "S0SRE"
 
 
 def test_slash_silence_creates_a_real_silence(world: World) -> None:

@@ -17,4 +17,5 @@ BOT_SCOPES = {
     "chat:write": "post, update and send ephemeral messages",
     "chat:write.public": "post alerts to public channels the bot was not invited to",
     "files:write": "upload charts (files_upload_v2)",
+    "usergroups:read": "resolve the user groups named in the permission policy",
 }

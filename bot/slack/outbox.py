@@ -100,6 +100,14 @@ class Outbox:
         )
         return data is not None
 
+    async def group_members(self, group_id: str) -> list[str] | None:
+        """User ids in a Slack user group; None when Slack refuses (e.g. a missing scope)."""
+        data = await self._call(
+            "usergroups.users.list",
+            lambda: self.client.usergroups_users_list(usergroup=group_id),
+        )
+        return None if data is None else [str(u) for u in data.get("users", [])]
+
     async def upload_png(
         self, channel: str, thread_ts: str | None, png: bytes, filename: str, title: str
     ) -> bool:

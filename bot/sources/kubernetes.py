@@ -29,6 +29,8 @@ Obj = dict[str, Any]
 PatchKind = Literal["merge", "strategic", "json"]
 
 ScaledObject = create_namespaced_resource("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects")
+# Argo Rollouts: a Deployment-like workload with canary / blue-green strategies.
+Rollout = create_namespaced_resource("argoproj.io", "v1alpha1", "Rollout", "rollouts")
 
 # kind → (lightkube resource, plural as RBAC names it, namespaced)
 _KINDS: dict[str, tuple[type[Resource], str, bool]] = {
@@ -40,11 +42,13 @@ _KINDS: dict[str, tuple[type[Resource], str, bool]] = {
     "HorizontalPodAutoscaler": (HorizontalPodAutoscaler, "horizontalpodautoscalers", True),
     "PodDisruptionBudget": (PodDisruptionBudget, "poddisruptionbudgets", True),
     "ScaledObject": (ScaledObject, "scaledobjects", True),
+    "Rollout": (Rollout, "rollouts", True),
 }
 _SCALE_KINDS: dict[str, type[Resource]] = {
     "Deployment": Deployment.Scale,
     "StatefulSet": StatefulSet.Scale,
     "ReplicaSet": ReplicaSet.Scale,
+    "Rollout": Rollout.Scale,
 }
 _PATCH_TYPES = {
     "merge": PatchType.MERGE,

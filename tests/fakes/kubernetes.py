@@ -14,11 +14,16 @@ with the API's semantics:
   injects one;
 * PATCH as JSON merge patch, strategic merge patch (treated as merge) and JSON patch;
 * ``?dryRun=All``: validated and answered, nothing stored;
-* the ``scale`` subresource of deployments, statefulsets and replicasets;
+* the ``scale`` subresource of deployments, statefulsets, replicasets and rollouts;
 * a simplified deployment controller: a new pod template gets a ReplicaSet with
   ``deployment.kubernetes.io/revision`` = max + 1 (an old template's ReplicaSet is
   re-numbered, like ``kubectl rollout undo``), owned by the deployment, labelled with
   ``pod-template-hash``; the deployment's revision annotation follows;
+* Argo Rollouts (argoproj.io/v1alpha1 ``rollouts``, with a ``scale`` subresource) and a
+  simplified Argo Rollouts controller: like the deployment controller, a new pod template
+  gets a ReplicaSet (owned by the Rollout, labelled ``rollouts-pod-template-hash``) with
+  ``rollout.argoproj.io/revision`` = max + 1, an old template's ReplicaSet is re-numbered,
+  and the Rollout's revision annotation and ``status.currentPodHash`` follow;
 * a simplified KEDA operator: a ScaledObject's replica bounds are copied to its HPA;
 * the Eviction API (``POST .../pods/NAME/eviction``): 429 TooManyRequests when a PDB's
   ``minAvailable``/``maxUnavailable`` would be violated, counting ready pods matching its
@@ -52,6 +57,8 @@ from aiohttp import web
 ADMIN_TOKEN = "fake-admin-token"
 ADMIN_USER = "kubernetes-admin"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+ROLLOUT_REVISION_ANNOTATION = "rollout.argoproj.io/revision"
+ROLLOUT_HASH_LABEL = "rollouts-pod-template-hash"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 Obj = dict[str, Any]
@@ -88,9 +95,10 @@ RESOURCES: dict[str, ResourceType] = {
         ),
         ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
         ResourceType("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", True),
+        ResourceType("argoproj.io", "v1alpha1", "Rollout", "rollouts", True),
     )
 }
-_SCALABLE = {"deployments", "statefulsets", "replicasets"}
+_SCALABLE = {"deployments", "statefulsets", "replicasets", "rollouts"}
 
 _PATH = re.compile(
     r"^/(?:api/(?P<cver>v1)|apis/(?P<group>[^/]+)/(?P<ver>[^/]+))"
@@ -493,6 +501,36 @@ class FakeKubernetes:
             )
         return obj
 
+    def add_rollout(
+        self,
+        namespace: str,
+        name: str,
+        image: str,
+        replicas: int = 1,
+        revisions: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
+    ) -> Obj:
+        """An Argo Rollout (canary) whose history is ``revisions`` (oldest first) then ``image``."""
+        labels = dict(labels or {"app": name})
+        obj: Obj = {}
+        for img in [*revisions, image]:
+            obj = self.put_object(
+                "rollouts",
+                {
+                    "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                    "spec": {
+                        "replicas": replicas,
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {"containers": [{"name": "vllm", "image": img}]},
+                        },
+                        "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}},
+                    },
+                },
+            )
+        return obj
+
     def add_statefulset(self, namespace: str, name: str, image: str, replicas: int = 1) -> Obj:
         labels = {"app": name}
         return self.put_object(
@@ -672,6 +710,8 @@ class FakeKubernetes:
         self._validate(rt, obj)
         if rt.plural == "deployments":
             self._deployment_controller(obj, dry_run)
+        elif rt.plural == "rollouts":
+            self._rollout_controller(obj, dry_run)
         elif rt.plural in ("statefulsets", "replicasets"):
             replicas = int(obj["spec"].get("replicas", 1))
             obj.setdefault("status", {}).update(
@@ -729,47 +769,86 @@ class FakeKubernetes:
             )
 
     def _deployment_controller(self, dep: Obj, dry_run: bool) -> None:
-        meta = dep["metadata"]
+        self._replicaset_controller(
+            dep, dry_run, "Deployment", "apps/v1", REVISION_ANNOTATION, "pod-template-hash"
+        )
+        dep["status"] = {
+            "observedGeneration": dep["metadata"].get("generation", 1),
+            **self._replica_status(dep),
+        }
+
+    def _rollout_controller(self, ro: Obj, dry_run: bool) -> None:
+        """Argo Rollouts, simplified: the new template is fully promoted at once."""
+        _, tmpl_hash = self._replicaset_controller(
+            ro,
+            dry_run,
+            "Rollout",
+            "argoproj.io/v1alpha1",
+            ROLLOUT_REVISION_ANNOTATION,
+            ROLLOUT_HASH_LABEL,
+        )
+        ro["status"] = {
+            "observedGeneration": str(ro["metadata"].get("generation", 1)),
+            **self._replica_status(ro),
+            "currentPodHash": tmpl_hash,
+            "stableRS": tmpl_hash,
+            "phase": "Healthy",
+        }
+
+    @staticmethod
+    def _replica_status(obj: Obj) -> Obj:
+        replicas = int(obj["spec"].get("replicas", 1))
+        return {
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }
+
+    def _replicaset_controller(
+        self,
+        owner: Obj,
+        dry_run: bool,
+        owner_kind: str,
+        owner_api: str,
+        revision_annotation: str,
+        hash_label: str,
+    ) -> tuple[int, str]:
+        """Keep ``owner``'s ReplicaSets in step with its template; returns (revision, hash)."""
+        meta = owner["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        spec = dep["spec"]
+        spec = owner["spec"]
         replicas = int(spec.get("replicas", 1))
         template = copy.deepcopy(spec.get("template") or {})
-        tmpl_hash = _template_hash(template)
+        tmpl_hash = _template_hash(template, hash_label)
         owned = [
             rs
             for (p, rns, _), rs in self._objects.items()
             if p == "replicasets"
             and rns == ns
             and any(
-                o.get("kind") == "Deployment" and o.get("name") == name
+                o.get("kind") == owner_kind and o.get("name") == name
                 for o in rs["metadata"].get("ownerReferences") or []
             )
         ]
         revisions = [
-            int(rs["metadata"].get("annotations", {}).get(REVISION_ANNOTATION, "0")) for rs in owned
+            int(rs["metadata"].get("annotations", {}).get(revision_annotation, "0")) for rs in owned
         ]
         top = max(revisions, default=0)
         current = next(
-            (rs for rs in owned if rs["metadata"]["labels"].get("pod-template-hash") == tmpl_hash),
+            (rs for rs in owned if rs["metadata"]["labels"].get(hash_label) == tmpl_hash),
             None,
         )
         if current is not None:
-            revision = int(current["metadata"]["annotations"][REVISION_ANNOTATION])
+            revision = int(current["metadata"]["annotations"][revision_annotation])
             if revision != top:
                 revision = top + 1
         else:
             revision = top + 1
         annotations = meta.setdefault("annotations", {})
-        annotations[REVISION_ANNOTATION] = str(revision)
-        dep["status"] = {
-            "observedGeneration": meta.get("generation", 1),
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "readyReplicas": replicas,
-            "availableReplicas": replicas,
-        }
+        annotations[revision_annotation] = str(revision)
         if dry_run:
-            return
+            return revision, tmpl_hash
         for rs in owned:
             if rs is current:
                 continue
@@ -779,22 +858,22 @@ class FakeKubernetes:
                 rs["metadata"]["resourceVersion"] = self._bump()
         rs_labels = {
             **(template.get("metadata") or {}).get("labels", {}),
-            "pod-template-hash": tmpl_hash,
+            hash_label: tmpl_hash,
         }
         rs_template = copy.deepcopy(template)
         rs_template.setdefault("metadata", {})["labels"] = dict(rs_labels)
         selector = copy.deepcopy(spec.get("selector") or {})
-        selector.setdefault("matchLabels", {})["pod-template-hash"] = tmpl_hash
+        selector.setdefault("matchLabels", {})[hash_label] = tmpl_hash
         rs_obj: Obj = {
             "metadata": {
                 "name": f"{name}-{tmpl_hash}",
                 "namespace": ns,
                 "labels": rs_labels,
-                "annotations": {REVISION_ANNOTATION: str(revision)},
+                "annotations": {revision_annotation: str(revision)},
                 "ownerReferences": [
                     {
-                        "apiVersion": "apps/v1",
-                        "kind": "Deployment",
+                        "apiVersion": owner_api,
+                        "kind": owner_kind,
                         "name": name,
                         "uid": meta["uid"],
                         "controller": True,
@@ -811,8 +890,9 @@ class FakeKubernetes:
             and old["spec"] == rs_obj["spec"]
             and old["metadata"].get("annotations") == rs_obj["metadata"]["annotations"]
         ):
-            return
+            return revision, tmpl_hash
         self._store(RESOURCES["replicasets"], key, rs_obj, old)
+        return revision, tmpl_hash
 
     def _keda_operator(self, so: Obj) -> None:
         meta = so["metadata"]
@@ -1219,10 +1299,10 @@ class FakeKubernetes:
         }
 
 
-def _template_hash(template: Obj) -> str:
+def _template_hash(template: Obj, hash_label: str = "pod-template-hash") -> str:
     """A stable pod-template-hash (ignoring an existing one), in the controller's alphabet."""
     clean = copy.deepcopy(template)
-    (clean.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    (clean.get("metadata") or {}).get("labels", {}).pop(hash_label, None)
     digest = hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).digest()
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
     return "".join(alphabet[b % len(alphabet)] for b in digest[:10])
