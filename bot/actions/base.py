@@ -22,6 +22,7 @@ Progress = Callable[[str], Awaitable[None]]
 TARGET_KINDS: dict[str, str] = {
     "deployment": "Deployment",
     "statefulset": "StatefulSet",
+    "rollout": "Rollout",  # Argo Rollouts: rollback only; other actions reject them by type
     "pod": "Pod",
     "node": "Node",
 }

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.actions.base import (
-    TARGET_KINDS,
     ActionError,
     Outcome,
     Plan,
@@ -38,9 +37,6 @@ from bot.sources.kubernetes import KubeClient, Obj
 REVISION = "deployment.kubernetes.io/revision"
 ROLLOUT_REVISION = "rollout.argoproj.io/revision"
 ROLLOUT_HASH = "rollouts-pod-template-hash"
-
-# Argo Rollouts are targets too (``rollout/NS/NAME``); other actions reject them by type.
-TARGET_KINDS.setdefault("rollout", "Rollout")
 
 
 @dataclass(frozen=True)
