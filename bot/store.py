@@ -17,10 +17,12 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    MetaData,
     String,
     Text,
     create_engine,
     delete,
+    inspect,
     select,
     text,
     update,
@@ -99,6 +101,28 @@ class TargetLock(Base):
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:
+    """Additive schema migration: columns a newer release added to existing tables.
+
+    Tables are created by ``create_all``; a column added later is created here (nullable,
+    so old rows stay valid). Nothing is ever dropped or altered.
+    """
+    added: list[str] = []
+    existing_tables = set(inspect(engine).get_table_names())
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            if table.name not in existing_tables:
+                continue
+            present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
 @dataclass(frozen=True)
 class OpenedPost:
     post_id: int
@@ -112,6 +136,7 @@ class Store:
             database_url, connect_args=connect_args, pool_pre_ping=True
         )
         Base.metadata.create_all(self.engine)
+        add_missing_columns(self.engine, Base.metadata)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:

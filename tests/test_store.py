@@ -163,3 +163,29 @@ def test_requests_expire(database_url: str) -> None:
     assert store.expire_requests() == [old]
     assert not store.transition(old, ("offered",), "executing")
     assert store.transition(fresh, ("offered",), "executing")
+
+
+def test_columns_added_by_a_newer_release_are_migrated(database_url: str) -> None:
+    from sqlalchemy import inspect as inspect_schema
+
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # the action_requests table as an older release made it
+        conn.execute(
+            text(
+                "CREATE TABLE action_requests (id VARCHAR(64) PRIMARY KEY, kind VARCHAR(32), "
+                "target VARCHAR(512), params JSON, reason TEXT, runbook VARCHAR(64), "
+                "channel VARCHAR(64), created_at TIMESTAMP, expires_at TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO action_requests (id, kind, target, params, reason, runbook) "
+                "VALUES ('old', 'scale', 'deployment/ns/x', '{}', 'r', 'rb')"
+            )
+        )
+    store = Store(database_url)
+    columns = {c["name"] for c in inspect_schema(store.engine).get_columns("action_requests")}
+    assert {"state", "cluster", "scope", "requested_by", "approved_by", "outcome"} <= columns
+    old = store.action_request("old")
+    assert old is not None and old.kind == "scale"
+    engine.dispose()
