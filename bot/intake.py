@@ -86,7 +86,13 @@ async def publish(svc: Services, item: Claim) -> None:
     ALERT_TO_POST_SECONDS.observe(time.monotonic() - item.received_at)
     svc.store.set_post_ts(item.post_id, ts)
     if runbook is not None:
-        await diagnose_to_slack(svc, post.channel, runbook, scope_of(item.group), thread_ts=ts)
+        origin = {
+            "alert_group": item.group.groupKey,
+            "alert_fingerprints": [a.fingerprint for a in item.group.alerts],
+        }
+        await diagnose_to_slack(
+            svc, post.channel, runbook, scope_of(item.group), thread_ts=ts, origin=origin
+        )
 
 
 async def resolve(svc: Services, group: AlertGroup) -> int:

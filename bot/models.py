@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Status = Literal["ok", "warn", "crit", "unknown"]
-ActionKind = Literal["scale", "rollback", "drain", "uncordon", "restart", "silence", "config"]
+ActionKind = Literal[
+    "scale", "rollback", "drain", "uncordon", "restart", "silence", "unsilence", "config"
+]
 
 # Worst-first ordering for summarising: a critical result outranks an unknown one, which
 # outranks a warning (we could not look, so we cannot call it fine).

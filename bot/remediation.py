@@ -82,8 +82,18 @@ def _audit(
         params=dict(req.params),
         plan=str(extra.pop("plan", "")),
         outcome=str(extra.pop("outcome", "")),
-        origin={"channel": req.channel or "", "runbook": req.runbook},
+        origin=_flat({"channel": req.channel, "runbook": req.runbook, **(req.origin or {})}),
     )
+
+
+def _flat(values: dict[str, Any]) -> dict[str, str]:
+    """Audit origins are strings: lists joined, missing values left out."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None or value == "":
+            continue
+        out[key] = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    return out
 
 
 def _expired(req: ActionRequest) -> bool:
@@ -98,6 +108,13 @@ async def live_plan(svc: Services, req: ActionRequest, params: dict[str, Any]) -
     if req.kind in NOT_EXECUTABLE:
         change = str(params.get("change", "a configuration change"))
         return Plan(kind=req.kind, target=req.target, summary=f"Needs a person: {change}")
+    if req.kind == "unsilence":
+        return Plan(
+            kind="unsilence",
+            target=req.target,
+            summary=f"expire Alertmanager silence {req.target}",
+            dry_run_ok=True,
+        )
     if req.kind == "silence":
         try:
             summary = silence.plan(silence.parse_selector(req.target), str(params["duration"]))
@@ -196,7 +213,12 @@ async def submit(svc: Services, request_id: str, actor: Actor, edited: dict[str,
         req.id, ("offered",), "executing", requested_by=actor.id, params=params
     ):
         return  # another click won
-    _audit(svc, "requested", req, actor, plan=await _plan_text(svc, req, params))
+    try:
+        _audit(svc, "requested", req, actor, plan=await _plan_text(svc, req, params))
+    except Exception:  # an unrecorded request must not run
+        log.exception("cannot audit request %s; not executing it", req.id)
+        svc.store.transition(req.id, ("executing",), "failed", outcome="audit log unavailable")
+        return
     await execute(svc, req.id, actor)
 
 
@@ -297,9 +319,12 @@ async def execute(svc: Services, request_id: str, actor: Actor) -> None:
 async def _run(
     svc: Services, req: ActionRequest, actor: Actor, progress: Progress
 ) -> tuple[bool, str, dict[str, Any]]:
-    if req.kind == "silence":
+    if req.kind in ("silence", "unsilence"):
         url = str(svc.settings.cluster(req.cluster).alertmanager_url)
         client = AlertmanagerClient(url)
+        if req.kind == "unsilence":
+            await silence.unsilence(client, req.target)
+            return True, f"expired silence {req.target}", {}
         duration = str(req.params["duration"])
         silence_id = await silence.execute(
             client,

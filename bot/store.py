@@ -82,6 +82,7 @@ class ActionRequest(Base):
     channel: Mapped[str | None] = mapped_column(String(64))
     cluster: Mapped[str | None] = mapped_column(String(64))
     scope: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # the diagnosis' scope
+    origin: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # message / alert
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # offered → (awaiting_approval →) executing → done | failed; or expired
@@ -250,6 +251,7 @@ class Store:
         ttl: timedelta,
         cluster: str | None = None,
         scope: dict[str, str] | None = None,
+        origin: dict[str, Any] | None = None,
     ) -> str:
         request_id = secrets.token_urlsafe(18)
         with self.session() as s, s.begin():
@@ -264,6 +266,7 @@ class Store:
                     channel=channel,
                     cluster=cluster,
                     scope=scope or {},
+                    origin=origin or {},
                     expires_at=utcnow() + ttl,
                 )
             )

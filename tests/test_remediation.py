@@ -120,7 +120,7 @@ def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> I
         ],
         policy={
             "grants": [
-                {"users": ["U123", "U456"], "kinds": ["scale", "drain", "silence"]},
+                {"users": ["U123", "U456"], "kinds": ["scale", "drain", "silence", "unsilence"]},
                 {"users": ["U123", "U456"], "kinds": ["restart"], "namespaces": ["inference"]},
                 {"groups": ["S0SRE"], "kinds": ["uncordon"]},
             ],
@@ -294,12 +294,23 @@ def test_slash_silence_creates_a_real_silence(world: World) -> None:
     world.bot.drain()
     silences = httpx.get(f"{world.alertmanager_url}/api/v2/silences").json()
     active = [x for x in silences if x["status"]["state"] == "active"]
-    assert any(
-        {"name": "alertname", "value": "VLLMKVCachePressure"}.items()
-        <= {k: m[k] for k in ("name", "value")}.items()
+    mine = [
+        x
         for x in active
-        for m in x["matchers"]
-    )
+        if any(
+            m["name"] == "alertname" and m["value"] == "VLLMKVCachePressure" for m in x["matchers"]
+        )
+    ]
+    assert len(mine) == 1
+    origin = AuditLog(world.db).for_request(request_id)[-1].origin
+    assert origin["channel"] == CHANNEL
+    # and unsilence it
+    _slash(world, f"unsilence {mine[0]['id']}")
+    unsilence_id = _opened_request(world, f"expire Alertmanager silence {mine[0]['id']}")
+    assert world.confirm(unsilence_id) == 200
+    world.bot.drain()
+    after = httpx.get(f"{world.alertmanager_url}/api/v2/silence/{mine[0]['id']}").json()
+    assert after["status"]["state"] == "expired"
 
 
 def test_slash_audit_lists_recent_records(world: World) -> None:

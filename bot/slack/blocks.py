@@ -797,7 +797,8 @@ USAGE = "\n".join(
         f"• `{ids.COMMAND} status [scope…]` — a quick health overview",
         f"• `{ids.COMMAND} scale NS/DEPLOYMENT N` · `rollback NS/DEPLOYMENT` · "
         "`restart NS/DEPLOYMENT` · `drain NODE` · `uncordon NODE` · "
-        "`silence ALERT{label=value} 2h` — plan, confirm, then act (permissions apply)",
+        "`silence ALERT{label=value} 2h` · `unsilence ID` — plan, confirm, then act "
+        "(permissions apply)",
         f"• `{ids.COMMAND} audit [N|TARGET]` — recent audit records",
         "*Scope words:* `namespace=` (or `ns=`), `model=`, `pod=`, `node=`, "
         "`deployment=`, `cluster=`",

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 from bot.checks import REGISTRY
 from bot.diagnosis import diagnose
@@ -28,6 +29,7 @@ async def diagnose_to_slack(
     runbook: Runbook,
     scope: Scope,
     thread_ts: str | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> tuple[Diagnosis, str | None]:
     """Post progress, update it in place as checks finish, end with the full report.
 
@@ -67,6 +69,7 @@ async def diagnose_to_slack(
             ttl=ttl,
             cluster=scope.cluster,
             scope=dict(scope.labels),
+            origin={"channel": channel, "message_ts": ts, "thread_ts": thread_ts, **(origin or {})},
         )
         for a in d.actions
     ]

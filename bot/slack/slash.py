@@ -11,7 +11,7 @@ from bot.models import Scope
 from bot.scope import ScopeSyntaxError, parse_scope
 
 Verb = Literal["help", "diagnose", "runbook", "runbooks", "status", "action", "audit"]
-ACTION_VERBS = ("scale", "rollback", "restart", "drain", "uncordon", "silence")
+ACTION_VERBS = ("scale", "rollback", "restart", "drain", "uncordon", "silence", "unsilence")
 WORKLOAD_KINDS = ("deployment", "statefulset", "rollout")
 STATUS_RUNBOOK = "fleet_status"
 
@@ -65,6 +65,10 @@ def _action(verb: str, words: list[str]) -> SlashRequest:
         if len(words) != 1 or "/" in words[0]:
             raise SlashError(f"usage: `{verb} NODE`")
         return SlashRequest("action", None, scope, verb, f"node/{words[0]}")
+    if verb == "unsilence":
+        if len(words) != 1:
+            raise SlashError("usage: `unsilence SILENCE_ID`")
+        return SlashRequest("action", None, scope, "unsilence", words[0])
     if len(words) != 2:
         raise SlashError("usage: `silence ALERTNAME{label=value,…} DURATION` (e.g. 2h)")
     return SlashRequest("action", None, scope, "silence", words[0], {"duration": words[1]})
