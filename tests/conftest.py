@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fleet_stack import FleetStack, require_binary, start_stack
+from sqlalchemy import create_engine, text
 
 from bot.simulator.prometheus_runner import find_prometheus
 
@@ -22,3 +26,40 @@ def mixed_fleet(prometheus_binary: str) -> Iterator[FleetStack]:
     yield stack
     stack.prometheus.stop()
     stack.server.stop()
+
+
+POSTGRES_URL = os.environ.get(
+    "VLLM_CHATOPS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_available() -> bool:
+    try:
+        with create_engine(POSTGRES_URL).connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on SQLite and on the real PostgreSQL (a fresh schema each time).
+
+    Under CI=true an unreachable PostgreSQL is a failure, not a skip.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    if not _postgres_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from bot.audit import (
@@ -28,38 +24,6 @@ from bot.audit import (
     record_hash,
     verify_jsonl,
 )
-
-POSTGRES_URL = os.environ.get(
-    "VLLM_CHATOPS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _postgres_available() -> bool:
-    try:
-        with create_engine(POSTGRES_URL).connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'audit.db'}"
-        return
-    if not _postgres_available():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}")
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
 
 
 def fill(log: AuditLog, n: int = 5) -> None:
