@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from bot.diagnosis import DiagnosisOptions, diagnose
+from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.diagnosis.recording import recording_group
+from bot.diagnosis.runbooks import load_runbooks
 from bot.models import Scope
-from bot.recording import recording_group
-from bot.runbooks import load_runbooks
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
 from bot.simulator.server import BackgroundServer, Simulator, make_app

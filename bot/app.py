@@ -20,14 +20,13 @@ from pydantic import ValidationError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
-from bot import intake
-from bot.audit import AuditLog
 from bot.config import ConfigError, Settings
+from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, load_runbooks
 from bot.models import AlertGroup
-from bot.runbooks import DEFAULT_RUNBOOK_DIR, load_runbooks
-from bot.services import ALERTS_RECEIVED, Services
-from bot.slack import listeners
+from bot.remediation.audit import AuditLog
+from bot.slack import intake, listeners
 from bot.slack.outbox import Outbox, make_client
+from bot.slack.services import ALERTS_RECEIVED, Services
 from bot.store import Store
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.models import LabelMatchers, labels_match
-from bot.policy import Policy
+from bot.remediation.policy import Policy
 
 CONFIG_ENV_VAR = "VLLM_CHATOPS_CONFIG"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -210,7 +210,7 @@ class Settings(BaseSettings):
     def _known_checks_and_params(
         cls, thresholds: dict[str, dict[str, float | int | str]]
     ) -> dict[str, dict[str, float | int | str]]:
-        from bot.checks import REGISTRY  # the check library, not needed to parse the rest
+        from bot.diagnosis.checks import REGISTRY  # the check library, not needed to parse the rest
 
         for check_id, params in thresholds.items():
             check = REGISTRY.get(check_id)

@@ -15,8 +15,8 @@ from fakes.kubernetes import (
     FakeKubernetes,
 )
 
-from bot.actions import ACTIONS, ActionError, get_action, parse_target
-from bot.actions.restart import RESTARTED_AT
+from bot.remediation.actions import ACTIONS, ActionError, get_action, parse_target
+from bot.remediation.actions.restart import RESTARTED_AT
 from bot.sources.kubernetes import KubeClient, KubernetesError, KubeTarget, build_config
 
 DEP = "/apis/apps/v1/namespaces/ml/deployments"

@@ -21,10 +21,10 @@ import pytest
 import yaml
 from fleet_stack import eventually, require_binary
 
-from bot.alert_rules import export_rules, render_rules_yaml
-from bot.checks import REGISTRY
-from bot.promql import ScopeError
-from bot.runbooks import Runbook, load_runbooks, match_alert, parse_runbook
+from bot.diagnosis.alert_rules import export_rules, render_rules_yaml
+from bot.diagnosis.checks import REGISTRY
+from bot.diagnosis.promql import ScopeError
+from bot.diagnosis.runbooks import Runbook, load_runbooks, match_alert, parse_runbook
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
 from bot.simulator.server import BackgroundServer, Simulator, make_app

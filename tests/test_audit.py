@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bot.audit import (
+from bot.remediation.audit import (
     COLUMNS,
     GENESIS_HASH,
     AuditError,

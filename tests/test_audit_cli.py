@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit import AuditLog
 from bot.cli import main
+from bot.remediation.audit import AuditLog
 
 
 def test_audit_commands_and_tamper_detection(

@@ -12,6 +12,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from bot.diagnosis.runbooks import Runbook
 from bot.models import (
     ActionKind,
     Alert,
@@ -24,7 +25,6 @@ from bot.models import (
     Scope,
     Status,
 )
-from bot.runbooks import Runbook
 from bot.slack import ids
 from bot.slack.blocks import (
     MAX_REQUEST_ID,

@@ -24,7 +24,7 @@ import yaml
 from fleet_stack import FleetStack, eventually, require_binary
 from matplotlib.figure import Figure
 
-from bot.checks import REGISTRY
+from bot.diagnosis.checks import REGISTRY
 from bot.slack.charts import (
     CHARTS,
     MAX_SERIES,

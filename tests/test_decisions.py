@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.decisions import SizingPolicy, evaluate, render
+from bot.diagnosis.decisions import SizingPolicy, evaluate, render
+from bot.diagnosis.runbooks import Runbook, parse_runbook
 from bot.models import CheckResult, Offender, Scope, Status
-from bot.runbooks import Runbook, parse_runbook
 
 RUNBOOK = """
 id: demo

@@ -16,12 +16,12 @@ import pytest
 from fleet_stack import FleetStack, eventually, start_stack
 
 from bot.cli import main
-from bot.diagnosis import DiagnosisOptions, diagnose
+from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.diagnosis.runbooks import Runbook, load_runbooks
+from bot.diagnosis.workloads import workload_of_pod
 from bot.models import Diagnosis, Scope
-from bot.runbooks import Runbook, load_runbooks
 from bot.simulator.scenarios import SCENARIOS, GroundTruth
 from bot.sources.prometheus import PrometheusSource
-from bot.workloads import workload_of_pod
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 

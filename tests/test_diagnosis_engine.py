@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.diagnosis import DiagnosisOptions, diagnose
+from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.diagnosis.runbooks import load_runbooks
 from bot.models import CheckResult, Scope
-from bot.runbooks import load_runbooks
 from bot.sources.prometheus import MetricsError, Sample
 
 RUNBOOKS = load_runbooks()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.policy import ApprovalRule, Grant, Policy, can_approve, decide
+from bot.remediation.policy import ApprovalRule, Grant, Policy, can_approve, decide
 
 POLICY = Policy.model_validate(
     {

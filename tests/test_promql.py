@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.models import Scope
-from bot.promql import (
+from bot.diagnosis.promql import (
     ScopeError,
     check_window,
     dcgm,
@@ -15,6 +14,7 @@ from bot.promql import (
     vllm,
     vllm_selector,
 )
+from bot.models import Scope
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot import sizing
-from bot.scope import ScopeSyntaxError, parse_scope
-from bot.workloads import workload_of_pod
-from bot.xid import XID_CATALOGUE, decode
+from bot.diagnosis import sizing
+from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
+from bot.diagnosis.workloads import workload_of_pod
+from bot.diagnosis.xid import XID_CATALOGUE, decode
 
 
 def test_throughput_sizing_is_peak_plus_headroom() -> None:

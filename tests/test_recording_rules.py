@@ -11,10 +11,10 @@ import pytest
 import yaml
 from fleet_stack import FleetStack, eventually, start_stack
 
-from bot.diagnosis import DiagnosisOptions, diagnose
+from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.diagnosis.recording import RECORDINGS, recording_group
+from bot.diagnosis.runbooks import load_runbooks
 from bot.models import Diagnosis, Scope
-from bot.recording import RECORDINGS, recording_group
-from bot.runbooks import load_runbooks
 from bot.sources.prometheus import PrometheusSource
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]

@@ -21,7 +21,7 @@ from fakes.slack import FakeSlack, Message, block_action_body, send_signed, slas
 from fakes.slack import view_submission_body as submission
 from fleet_stack import FleetStack, eventually, require_binary, start_stack
 
-from bot.audit import AuditLog
+from bot.remediation.audit import AuditLog
 from bot.slack import ids
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]

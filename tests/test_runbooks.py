@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.checks import REGISTRY
-from bot.runbooks import (
+from bot.diagnosis.checks import REGISTRY
+from bot.diagnosis.runbooks import (
     DEFAULT_RUNBOOK_DIR,
     PLACEHOLDER,
     TARGET_FORMS,
@@ -404,7 +404,7 @@ def test_exact_and_regex_labels_together() -> None:
 
 
 def test_link_placeholders_are_filled_from_the_scope_and_encoded() -> None:
-    from bot.runbooks import Link
+    from bot.diagnosis.runbooks import Link
 
     link = Link(title="Dashboard", url="https://g/d?ns={namespace}&m={model_name}&x={missing}")
     assert link.render({"namespace": "prod", "model_name": "a b&c"}) == (

@@ -10,7 +10,7 @@ import pytest
 from alertmanager import AlertmanagerRunner, find_alertmanager
 from fleet_stack import require_binary
 
-from bot.actions.silence import (
+from bot.remediation.actions.silence import (
     SilenceError,
     describe,
     execute,

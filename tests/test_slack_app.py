@@ -24,11 +24,10 @@ from fakes.slack import (
 )
 from fleet_stack import FleetStack, eventually, require_binary, start_stack
 
-from bot import intake
-from bot.alert_rules import render_rules_yaml
-from bot.runbooks import load_runbooks
+from bot.diagnosis.alert_rules import render_rules_yaml
+from bot.diagnosis.runbooks import load_runbooks
 from bot.simulator.prometheus_runner import free_port
-from bot.slack import ids
+from bot.slack import ids, intake
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bot import audit
 from bot.commands.common import EXIT_OK, err
 from bot.config import load_settings
+from bot.remediation import audit
 
 
 def cmd_audit_list(args: argparse.Namespace) -> int:

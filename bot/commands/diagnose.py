@@ -10,14 +10,14 @@ from rich.console import Console
 from rich.live import Live
 
 from bot.commands.common import EXIT_OK, EXIT_PROBLEM, UsageError
+from bot.commands.terminal import as_json, progress_table, report
 from bot.config import Settings, load_settings
-from bot.console import as_json, progress_table, report
-from bot.decisions import SizingPolicy
-from bot.diagnosis import DiagnosisOptions, diagnose
+from bot.diagnosis.decisions import SizingPolicy
+from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.diagnosis.promql import ScopeError, check_window
+from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, Runbook, RunbookError, load_runbooks
+from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.models import CheckResult, Diagnosis, Scope
-from bot.promql import ScopeError, check_window
-from bot.runbooks import DEFAULT_RUNBOOK_DIR, Runbook, RunbookError, load_runbooks
-from bot.scope import ScopeSyntaxError, parse_scope
 from bot.sources.prometheus import PrometheusSource
 
 

@@ -14,7 +14,12 @@ from rich.table import Table
 from bot.commands.common import EXIT_OK, EXIT_PROBLEM, UsageError, err
 from bot.commands.diagnose import runbooks_for
 from bot.config import load_settings
-from bot.runbooks import DEFAULT_RUNBOOK_DIR, RunbookError, load_runbook_file, runbook_files
+from bot.diagnosis.runbooks import (
+    DEFAULT_RUNBOOK_DIR,
+    RunbookError,
+    load_runbook_file,
+    runbook_files,
+)
 
 
 def cmd_runbooks_list(args: argparse.Namespace) -> int:
@@ -97,7 +102,7 @@ def cmd_runbooks_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_export(args: argparse.Namespace) -> int:
-    from bot.alert_rules import render_rules_yaml
+    from bot.diagnosis.alert_rules import render_rules_yaml
 
     settings = load_settings(args.config)
     runbooks = runbooks_for(settings)

@@ -15,11 +15,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
-from bot import intake, remediation
 from bot.app import Bot, build
 from bot.commands.common import EXIT_OK, err
 from bot.config import ConfigError, load_settings
-from bot.services import Services
+from bot.remediation import flow as remediation
+from bot.slack import intake
+from bot.slack.services import Services
 
 log = logging.getLogger("bot")
 

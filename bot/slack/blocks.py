@@ -35,8 +35,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.checks import REGISTRY
-from bot.checks.base import fmt
+from bot.diagnosis.checks import REGISTRY
+from bot.diagnosis.checks.base import fmt
+from bot.diagnosis.runbooks import Runbook
 from bot.models import (
     Alert,
     AlertGroup,
@@ -49,7 +50,6 @@ from bot.models import (
     Status,
     status_rank,
 )
-from bot.runbooks import Runbook
 from bot.slack import ids
 
 # --- Block Kit limits (Slack API docs; see /work/shared/reference/facts.md §5) ------------

@@ -61,7 +61,7 @@ class Series:
 @dataclass(frozen=True)
 class ChartSpec:
     title: str
-    unit: str  # as in bot.checks.base.fmt: "s", "ratio", "°C", "/min", "requests", …
+    unit: str  # as in bot.diagnosis.checks.base.fmt: "s", "ratio", "°C", "/min", "requests", …
     query: str  # PromQL template with ``{sel}``; see ``fill``
     threshold: float | None = None
     threshold_label: str = ""

@@ -13,9 +13,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import remediation
 from bot.config import ConfigError
-from bot.services import SLASH_COMMANDS, Services
+from bot.remediation import flow as remediation
 from bot.slack import ids
 from bot.slack.blocks import (
     Message,
@@ -26,6 +25,7 @@ from bot.slack.blocks import (
 )
 from bot.slack.live import diagnose_to_slack
 from bot.slack.remediation_blocks import audit_message, loading_view, submitted_params
+from bot.slack.services import SLASH_COMMANDS, Services
 from bot.slack.slash import SlashError, SlashRequest, parse
 
 log = logging.getLogger(__name__)

@@ -8,14 +8,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from bot.checks import REGISTRY
-from bot.diagnosis import diagnose
+from bot.diagnosis.checks import REGISTRY
+from bot.diagnosis.engine import diagnose
+from bot.diagnosis.promql import vllm_selector
+from bot.diagnosis.runbooks import Runbook
 from bot.models import CheckResult, Diagnosis, Scope
-from bot.promql import vllm_selector
-from bot.runbooks import Runbook
-from bot.services import DIAGNOSIS_SECONDS, Services
 from bot.slack.blocks import diagnosis_message, progress_message
 from bot.slack.charts import CHARTS, fill, label_series, render_png
+from bot.slack.services import DIAGNOSIS_SECONDS, Services
 from bot.sources.prometheus import MetricsError, PrometheusSource
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.models import Scope
-from bot.scope import ScopeSyntaxError, parse_scope
 
 Verb = Literal["help", "diagnose", "runbook", "runbooks", "status", "action", "audit"]
 ACTION_VERBS = ("scale", "rollback", "restart", "drain", "uncordon", "silence", "unsilence")

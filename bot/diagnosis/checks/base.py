@@ -1,0 +1,342 @@
+"""What every check shares: its context, thresholds, formatting and the per-target pattern.
+
+A check is an async function ``run(ctx) -> CheckResult``. It reads Prometheus only
+through ``ctx.query`` (so the queries it ran are recorded), aggregates on the Prometheus
+side, and reports ``unknown`` — saying why — when its metrics are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.diagnosis.promql import LABEL_NAME, rate_by, vllm_selector
+from bot.diagnosis.recording import recording_for
+from bot.models import CheckResult, Offender, Scope, Status
+from bot.sources.prometheus import MetricsSource, Sample
+
+TOP_K = 5
+# Labels that identify one vLLM replica and one GPU, in every variant seen in fleets.
+REPLICA_LABELS = "namespace, pod, instance, model_name"
+GPU_LABELS = "Hostname, hostname, gpu, UUID, namespace, pod"
+KEPT_LABELS = ("namespace", "pod", "instance", "model_name", "gpu", "UUID", "node")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn: float
+    crit: float
+    above: bool = True  # True: higher is worse; False: lower is worse
+
+    def status(self, value: float) -> Status:
+        if self.above:
+            return "crit" if value >= self.crit else "warn" if value >= self.warn else "ok"
+        return "crit" if value <= self.crit else "warn" if value <= self.warn else "ok"
+
+    @property
+    def op(self) -> str:
+        return ">=" if self.above else "<="
+
+
+@dataclass
+class CheckContext:
+    metrics: MetricsSource
+    scope: Scope
+    window: str
+    params: Mapping[str, Any]
+    recorded_window: str | None = None  # recording rules exist for this window
+    queries: list[str] = field(default_factory=list)
+
+    async def query(self, promql: str) -> list[Sample]:
+        self.queries.append(promql)
+        return await self.metrics.query(promql)
+
+    def rate(self, metric: str | tuple[str, ...], by: str, extra: str = "") -> str:
+        """``sum by (by) (rate(metric[window]))``, read from a recording rule when one exists.
+
+        The recorded series keep only some labels: a scope or matcher on any other label
+        falls back to the raw series, so the answer is the same either way.
+        """
+        recording = recording_for(metric)
+        if recording is None or self.recorded_window != self.window:
+            return rate_by(metric, self.scope, self.window, by, extra)
+        wanted = {k for k in self.scope.labels if k not in ("cluster", "node", "deployment")}
+        wanted |= (
+            {"pod"} if self.scope.pods is not None or "deployment" in self.scope.labels else set()
+        )
+        wanted |= {m.split("=")[0].rstrip("!~") for m in extra.split(",") if m}
+        wanted |= {x.strip() for x in by.split(",") if x.strip()}
+        if not wanted <= set(recording.keep) or not all(LABEL_NAME.match(w) for w in wanted):
+            return rate_by(metric, self.scope, self.window, by, extra)
+        return (
+            f"sum by ({by}) ({recording.name(self.window)}{{{vllm_selector(self.scope, extra)}}})"
+        )
+
+    async def query_all(self, *promql: str) -> list[list[Sample]]:
+        return list(await asyncio.gather(*(self.query(q) for q in promql)))
+
+    def number(self, name: str) -> float:
+        value = self.params[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"parameter {name!r} must be a number, got {value!r}")
+        return float(value)
+
+    def thresholds(self, above: bool = True) -> Thresholds:
+        return Thresholds(self.number("warn"), self.number("crit"), above)
+
+
+CheckFn = Callable[[CheckContext], Awaitable[CheckResult]]
+
+
+def slo_thresholds(params: Mapping[str, Any]) -> Thresholds:
+    """Latency levels as multiples of an SLO (the checklist: warning 1.5x, critical 2x)."""
+    slo = float(params["slo_s"])
+    return Thresholds(slo * float(params["warn_factor"]), slo * float(params["crit_factor"]))
+
+
+def plain_thresholds(params: Mapping[str, Any], above: bool = True) -> Thresholds:
+    return Thresholds(float(params["warn"]), float(params["crit"]), above)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check: its id, what it needs (defaults), how it runs, and its thresholds.
+
+    ``thresholds`` turns parameters into the warn/crit levels, so alert rules exported
+    from runbooks use exactly the levels the diagnosis applies.
+    """
+
+    id: str
+    title: str
+    run: CheckFn
+    defaults: Mapping[str, Any]
+    description: str = ""
+    thresholds: Callable[[Mapping[str, Any]], Thresholds] | None = plain_thresholds
+
+
+def target_of(labels: Mapping[str, str]) -> dict[str, str]:
+    """The identifying labels of a series, with DCGM's host label normalised to ``node``."""
+    out = {k: labels[k] for k in KEPT_LABELS if labels.get(k)}
+    host = labels.get("hostname") or labels.get("Hostname")
+    if host:
+        out["node"] = host
+    return out
+
+
+def fmt(value: float | None, unit: str) -> str:
+    """Human formatting of a value in its unit."""
+    if value is None:
+        return "n/a"
+    if unit == "ratio":
+        return f"{value * 100:.1f} %" if value < 0.1 else f"{value * 100:.0f} %"
+    if unit == "%":
+        return f"{value:.0f} %"
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+    if unit == "°C":
+        return f"{value:.0f} °C"
+    if unit == "/min":
+        return f"{value:.1f}/min"
+    if unit == "tokens":
+        return f"{value:,.0f} tokens"
+    if unit == "req/s":
+        return f"{value:.1f} req/s"
+    return f"{value:g}{(' ' + unit) if unit else ''}"
+
+
+def unknown(ctx: CheckContext, check_id: str, title: str, reason: str) -> CheckResult:
+    return CheckResult(
+        id=check_id, title=title, status="unknown", summary=reason, queries=list(ctx.queries)
+    )
+
+
+def offenders_from(samples: Sequence[Sample], thresholds: Thresholds) -> list[Offender]:
+    ordered = sorted(samples, key=lambda s: s.value, reverse=thresholds.above)[:TOP_K]
+    return [
+        Offender(target=target_of(s.labels), value=s.value, status=thresholds.status(s.value))
+        for s in ordered
+    ]
+
+
+@dataclass(frozen=True)
+class PerTarget:
+    """Result of the per-target pattern: worst few targets and how many cross each level."""
+
+    offenders: list[Offender]
+    total: int
+    warn: int  # at warn level or worse
+    crit: int
+
+    @property
+    def status(self) -> Status:
+        return "crit" if self.crit else "warn" if self.warn else "ok"
+
+    @property
+    def worst(self) -> float:
+        return self.offenders[0].value
+
+
+async def per_target(ctx: CheckContext, expr: str, thresholds: Thresholds) -> PerTarget | None:
+    """Two queries whatever the fleet size: the worst ``TOP_K`` targets, and level counts.
+
+    ``expr`` must yield one series per target. None when it yields nothing.
+    """
+    pick = "topk" if thresholds.above else "bottomk"
+    op = thresholds.op
+    levels = (
+        f'count_values("level", ({expr} {op} bool {thresholds.warn:g})'
+        f" + ({expr} {op} bool {thresholds.crit:g}))"
+    )
+    top, counted = await ctx.query_all(f"{pick}({TOP_K}, {expr})", levels)
+    if not top:
+        return None
+    by_level = {int(float(s.labels.get("level", "0"))): int(s.value) for s in counted}
+    return PerTarget(
+        offenders=offenders_from(top, thresholds),
+        total=sum(by_level.values()),
+        warn=by_level.get(1, 0) + by_level.get(2, 0),
+        crit=by_level.get(2, 0),
+    )
+
+
+def level_summary(
+    what: str, result: PerTarget, thresholds: Thresholds, unit: str, noun: str = "replicas"
+) -> str:
+    """'KV cache 97 % on 2/8 replicas (critical ≥ 95 %)' or 'KV cache at most 43 % …'."""
+    worst = fmt(result.worst, unit)
+    if result.crit:
+        return (
+            f"{what} {worst} — critical on {result.crit}/{result.total} {noun} "
+            f"(critical {thresholds.op} {fmt(thresholds.crit, unit)})"
+        )
+    if result.warn:
+        return (
+            f"{what} {worst} — warning on {result.warn}/{result.total} {noun} "
+            f"(warning {thresholds.op} {fmt(thresholds.warn, unit)})"
+        )
+    best_or_worst = "at most" if thresholds.above else "at least"
+    return f"{what} {best_or_worst} {worst} across {result.total} {noun}"
+
+
+async def gauge_check(
+    ctx: CheckContext,
+    *,
+    check_id: str,
+    title: str,
+    what: str,
+    expr: str,
+    unit: str,
+    missing: str,
+    noun: str = "replicas",
+    above: bool = True,
+) -> CheckResult:
+    """The common shape: one series per target, thresholds, worst offenders."""
+    thresholds = ctx.thresholds(above)
+    result = await per_target(ctx, expr, thresholds)
+    if result is None:
+        return unknown(ctx, check_id, title, missing)
+    return CheckResult(
+        id=check_id,
+        title=title,
+        status=result.status,
+        value=result.worst,
+        unit=unit,
+        summary=level_summary(what, result, thresholds, unit, noun),
+        offenders=result.offenders,
+        queries=list(ctx.queries),
+        facts={"targets": result.total, "warn": result.warn, "crit": result.crit},
+    )
+
+
+def stats_query(expr: str, **aggregations: str) -> str:
+    """Several fleet-level aggregates of ``expr`` in one query, tagged by a ``stat`` label."""
+    parts = [
+        f'label_replace({agg}({expr}), "stat", "{name}", "", "")'
+        for name, agg in aggregations.items()
+    ]
+    return " or ".join(parts)
+
+
+def stats(samples: Sequence[Sample]) -> dict[str, float]:
+    return {s.labels["stat"]: s.value for s in samples if "stat" in s.labels}
+
+
+async def quantile_check(
+    ctx: CheckContext,
+    *,
+    check_id: str,
+    title: str,
+    what: str,
+    fleet_expr: str,
+    per_target_expr: str,
+    thresholds: Thresholds,
+    unit: str,
+    missing: str,
+    facts: Mapping[str, Any] | None = None,
+) -> CheckResult:
+    """A fleet-wide quantile judged against thresholds, plus the worst targets.
+
+    Two queries, never a per-target count: quantiles over histograms are the expensive
+    queries on a large fleet. One bad replica in a healthy fleet is a warning, not an
+    outage; the fleet-wide value decides critical.
+    """
+    fleet, top = await ctx.query_all(fleet_expr, f"topk({TOP_K}, {per_target_expr})")
+    if not fleet and not top:
+        return unknown(ctx, check_id, title, missing)
+    offenders = offenders_from(top, thresholds)
+    value = fleet[0].value if fleet else offenders[0].value
+    status = thresholds.status(value)
+    summary = f"{what} {fmt(value, unit)} fleet-wide"
+    if status != "ok":
+        level = thresholds.crit if status == "crit" else thresholds.warn
+        summary += f" ({'critical' if status == 'crit' else 'warning'} ≥ {fmt(level, unit)})"
+    elif any(o.status != "ok" for o in offenders):
+        status = "warn"
+        summary += f"; {offenders[0].name()} at {fmt(offenders[0].value, unit)}"
+    if status != "ok" and offenders:
+        summary += f"; worst {offenders[0].name()} {fmt(offenders[0].value, unit)}"
+    return CheckResult(
+        id=check_id,
+        title=title,
+        status=status,
+        value=value,
+        unit=unit,
+        summary=summary,
+        offenders=offenders,
+        queries=list(ctx.queries),
+        facts=dict(facts or {}),
+    )
+
+
+def slo_quantile_check(
+    check_id: str, title: str, what: str, buckets: str | tuple[str, ...], slo_s: float
+) -> Check:
+    """A latency percentile (fleet-wide, and the worst replicas) judged against an SLO."""
+    names = (buckets,) if isinstance(buckets, str) else buckets
+    missing = " (nor ".join(names) + ")" * (len(names) - 1)
+
+    async def run(ctx: CheckContext) -> CheckResult:
+        q = ctx.number("quantile")
+        return await quantile_check(
+            ctx,
+            check_id=check_id,
+            title=title,
+            what=f"p{q * 100:g} {what}",
+            fleet_expr=f"histogram_quantile({q}, {ctx.rate(buckets, 'le')})",
+            per_target_expr=f"histogram_quantile({q}, "
+            f"{ctx.rate(buckets, REPLICA_LABELS + ', le')})",
+            thresholds=slo_thresholds(ctx.params),
+            unit="s",
+            missing=f"no {missing} samples in scope over {ctx.window}",
+            facts={"slo_s": ctx.number("slo_s")},
+        )
+
+    return Check(
+        check_id,
+        title,
+        run,
+        {"slo_s": slo_s, "warn_factor": 1.5, "crit_factor": 2.0, "quantile": 0.99},
+        thresholds=slo_thresholds,
+    )

@@ -1,0 +1,140 @@
+"""Run a runbook's checks concurrently against Prometheus and conclude.
+
+``diagnose`` streams: ``on_check`` is called as each check finishes (the Slack message
+and the terminal progress update from it). A failing, slow or unreachable Prometheus
+turns the affected checks into ``unknown`` with the reason; it never raises or hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.diagnosis.checks import REGISTRY, CheckContext
+from bot.diagnosis.decisions import SizingPolicy, evaluate
+from bot.diagnosis.promql import NODE_KEY, ScopeError, check_window, dcgm
+from bot.diagnosis.runbooks import Runbook
+from bot.models import CheckResult, Diagnosis, Scope, worst
+from bot.sources.prometheus import MetricsError, MetricsSource
+
+log = logging.getLogger(__name__)
+
+OnCheck = Callable[[CheckResult, int, int], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class DiagnosisOptions:
+    window: str = "5m"
+    check_timeout_s: float = 20.0
+    # Prometheus records per-replica rates for this window (see bot.diagnosis.recording).
+    recorded_window: str | None = None
+    sizing: SizingPolicy = field(default_factory=SizingPolicy)
+    # check id → parameter overrides from configuration (win over the runbook's)
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+async def resolve_scope(scope: Scope, metrics: MetricsSource) -> Scope:
+    """vLLM series carry no node label: find the pods on the scope's node through DCGM."""
+    node = scope.labels.get(NODE_KEY)
+    if node is None or scope.pods is not None:
+        return scope
+    try:
+        assigned = dcgm("DCGM_FI_DEV_GPU_UTIL", scope, 'pod!=""')
+        rows = await metrics.query(f"group by (namespace, pod) ({assigned})")
+    except MetricsError as exc:
+        log.warning("cannot resolve pods on node %s: %s", node, exc)
+        rows = []
+    return scope.model_copy(update={"pods": tuple(sorted({r.labels["pod"] for r in rows}))})
+
+
+async def run_check(
+    check_id: str,
+    params: Mapping[str, Any],
+    scope: Scope,
+    metrics: MetricsSource,
+    options: DiagnosisOptions,
+) -> CheckResult:
+    check = REGISTRY[check_id]
+    ctx = CheckContext(
+        metrics=metrics,
+        scope=scope,
+        window=options.window,
+        recorded_window=options.recorded_window,
+        params=params,
+    )
+    started = time.monotonic()
+
+    def failed(reason: str) -> CheckResult:
+        return CheckResult(
+            id=check.id,
+            title=check.title,
+            status="unknown",
+            summary=reason,
+            queries=list(ctx.queries),
+        )
+
+    try:
+        result = await asyncio.wait_for(check.run(ctx), timeout=options.check_timeout_s)
+    except MetricsError as exc:
+        result = failed(str(exc))
+    except TimeoutError:
+        result = failed(f"timed out after {options.check_timeout_s:g}s waiting for Prometheus")
+    except (ScopeError, TypeError, KeyError, ValueError) as exc:
+        result = failed(f"cannot run: {exc}")
+    except Exception as exc:  # a bug in one check must not sink the diagnosis
+        log.exception("check %s failed", check.id)
+        result = failed(f"check failed unexpectedly ({type(exc).__name__}); see the bot's log")
+    return result.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
+
+
+async def diagnose(
+    runbook: Runbook,
+    scope: Scope,
+    metrics: MetricsSource,
+    options: DiagnosisOptions | None = None,
+    on_check: OnCheck | None = None,
+) -> Diagnosis:
+    options = options or DiagnosisOptions()
+    check_window(options.window)
+    started = time.monotonic()
+    scope = await resolve_scope(scope, metrics)
+    tasks = [
+        asyncio.ensure_future(
+            run_check(
+                ref.id, runbook.check_params(ref.id, options.overrides), scope, metrics, options
+            )
+        )
+        for ref in runbook.checks
+    ]
+    results: dict[str, CheckResult] = {}
+    try:
+        for done, next_result in enumerate(asyncio.as_completed(tasks), start=1):
+            result = await next_result
+            results[result.id] = result
+            if on_check is not None:
+                outcome = on_check(result, done, len(tasks))
+                if inspect.isawaitable(outcome):
+                    await outcome
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    ordered = [results[ref.id] for ref in runbook.checks]
+    findings, actions = evaluate(runbook, results, scope, options.sizing)
+    return Diagnosis(
+        runbook=runbook.id,
+        title=runbook.title,
+        scope=scope,
+        status=worst([r.status for r in ordered]),
+        checks=ordered,
+        findings=findings,
+        actions=actions,
+        remediation=runbook.remediation,
+        links={link.title: link.render(scope.labels) for link in runbook.links},
+        duration_s=round(time.monotonic() - started, 3),
+    )

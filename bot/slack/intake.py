@@ -1,0 +1,140 @@
+"""Alertmanager notifications → Slack posts, one per group, deduplicated, with diagnosis.
+
+``claim`` runs before the webhook is answered: it records the new alerts in the database
+(so a crash after answering loses nothing, and a second bot replica posts nothing twice).
+``publish`` then posts in the background: the alert with its runbook, the automatic
+diagnosis in the thread, a chart. ``resolve`` closes alerts and updates their post.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.diagnosis.runbooks import match_alert
+from bot.models import AlertGroup, Scope
+from bot.slack.blocks import alert_message
+from bot.slack.live import diagnose_to_slack
+from bot.slack.services import ALERT_TO_POST_SECONDS, Services
+from bot.store import AlertPost
+
+log = logging.getLogger(__name__)
+
+# Alert labels that make a diagnosis scope (DCGM's host label becomes `node`).
+SCOPE_LABELS = ("namespace", "pod", "model_name", "instance")
+NODE_LABELS = ("node", "hostname", "Hostname")
+
+
+class NoChannelError(Exception):
+    """No route matches and there is no default channel."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    post_id: int
+    group: AlertGroup
+    received_at: float
+
+
+def scope_of(group: AlertGroup) -> Scope:
+    """What the alert is about, from the labels every alert of the group shares."""
+    common = dict(group.commonLabels)
+    if not common and len(group.alerts) == 1:
+        common = dict(group.alerts[0].labels)
+    labels = {k: common[k] for k in SCOPE_LABELS if common.get(k)}
+    node = next((common[k] for k in NODE_LABELS if common.get(k)), None)
+    if node:
+        labels["node"] = node
+    return Scope(cluster=common.get("cluster") or None, labels=labels)
+
+
+def claim(svc: Services, group: AlertGroup) -> list[Claim]:
+    """Record the firing alerts not seen before; the posts to publish (blocking DB work)."""
+    firing = [a for a in group.alerts if a.status == "firing"]
+    if not firing:
+        return []
+    labels = group.commonLabels or firing[0].labels
+    channel = svc.settings.channel_for(labels)
+    if channel is None:
+        raise NoChannelError("no route matches and no default_channel is set")
+    runbook = match_alert(svc.runbooks, labels)
+    opened = svc.store.open_post(
+        group.groupKey or ",".join(sorted(a.fingerprint for a in firing)),
+        channel,
+        runbook.id if runbook else None,
+        [(a.fingerprint, a.name, a.startsAt) for a in firing],
+        group.model_dump(),
+    )
+    if opened is None:
+        return []
+    fresh = [a for a in firing if a.fingerprint in opened.fingerprints]
+    return [Claim(opened.post_id, group.model_copy(update={"alerts": fresh}), time.monotonic())]
+
+
+async def publish(svc: Services, item: Claim) -> None:
+    post = svc.store.post(item.post_id)
+    if post is None:
+        return
+    runbook = svc.runbooks.get(post.runbook) if post.runbook else None
+    ts = await svc.outbox.post(post.channel, alert_message(item.group, runbook))
+    if ts is None:
+        log.error("alert post %s not accepted by Slack; it will be retried", item.post_id)
+        return
+    ALERT_TO_POST_SECONDS.observe(time.monotonic() - item.received_at)
+    svc.store.set_post_ts(item.post_id, ts)
+    if runbook is not None:
+        origin = {
+            "alert_group": item.group.groupKey,
+            "alert_fingerprints": [a.fingerprint for a in item.group.alerts],
+        }
+        await diagnose_to_slack(
+            svc, post.channel, runbook, scope_of(item.group), thread_ts=ts, origin=origin
+        )
+
+
+async def resolve(svc: Services, group: AlertGroup) -> int:
+    """Close resolved alerts; a post whose alerts all resolved is updated and answered."""
+    resolved = [a.fingerprint for a in group.alerts if a.status == "resolved"]
+    if not resolved:
+        return 0
+    closed = svc.store.resolve(resolved)
+    for post in closed:
+        await announce_resolved(svc, post, group)
+    return len(closed)
+
+
+def _duration(post: AlertPost) -> str:
+    start = post.created_at if post.created_at.tzinfo else post.created_at.replace(tzinfo=UTC)
+    seconds = int((datetime.now(UTC) - start).total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"
+
+
+async def announce_resolved(svc: Services, post: AlertPost, group: AlertGroup) -> None:
+    if post.ts is None:
+        return
+    opened = AlertGroup.model_validate(json.loads(post.payload))
+    runbook = svc.runbooks.get(post.runbook) if post.runbook else None
+    duration = _duration(post)
+    resolved_group = opened.model_copy(
+        update={
+            "status": "resolved",
+            "alerts": [a.model_copy(update={"status": "resolved"}) for a in opened.alerts],
+        }
+    )
+    message = alert_message(resolved_group, runbook, resolved_after=duration)
+    await svc.outbox.update(post.channel, post.ts, message)
+    await svc.outbox.post(post.channel, message, thread_ts=post.ts)
+
+
+async def redrive(svc: Services) -> int:
+    """Post what was claimed but never reached Slack (after a crash or a Slack outage)."""
+    pending = svc.store.unposted()
+    for post in pending:
+        group = AlertGroup.model_validate(json.loads(post.payload))
+        await publish(svc, Claim(post.id, group, time.monotonic()))
+    return len(pending)
