@@ -28,7 +28,8 @@ from bot.diagnosis.runbooks import load_runbooks
 from bot.models import Scope
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
-from bot.simulator.server import BackgroundServer, Simulator, make_app
+from bot.simulator.server import Simulator, make_app
+from bot.simulator.serving import BackgroundServer
 from bot.sources.prometheus import PrometheusSource
 
 

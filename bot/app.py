@@ -25,8 +25,9 @@ from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, load_runbooks
 from bot.models import AlertGroup
 from bot.remediation.audit import AuditLog
 from bot.slack import intake, listeners
+from bot.slack.metrics import BotMetrics
 from bot.slack.outbox import Outbox, make_client
-from bot.slack.services import ALERTS_RECEIVED, Services
+from bot.slack.services import Services
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,14 @@ def build(settings: Settings) -> Bot:
     assert settings.slack_bot_token is not None
     runbooks = load_runbooks(settings.runbooks_dir or DEFAULT_RUNBOOK_DIR)
     client = make_client(settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url))
+    metrics = BotMetrics()
     services = Services(
         settings=settings,
         runbooks=runbooks,
         store=Store(settings.database_url),
-        outbox=Outbox(client),
+        outbox=Outbox(client, metrics.slack_calls),
         audit=AuditLog(settings.database_url),
+        metrics=metrics,
     )
     socket_mode = settings.slack_app_token is not None
     secret = settings.slack_signing_secret
@@ -84,21 +87,22 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
     routes = web.RouteTableDef()
     expected = svc.settings.alerts_token
     token = expected.get_secret_value() if expected else ""
+    received = svc.metrics.alerts_received
 
     @routes.post("/alerts")
     async def alerts(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "")
         if not token or not hmac.compare_digest(given, f"Bearer {token}"):
-            ALERTS_RECEIVED.labels("unknown", "unauthorized").inc()
+            received.labels("unknown", "unauthorized").inc()
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         raw = await request.read()
         try:
             group = AlertGroup.model_validate(json.loads(raw))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            ALERTS_RECEIVED.labels("unknown", "invalid").inc()
+            received.labels("unknown", "invalid").inc()
             return web.json_response({"error": "body is not JSON"}, status=400)
         except ValidationError as exc:
-            ALERTS_RECEIVED.labels("unknown", "invalid").inc()
+            received.labels("unknown", "invalid").inc()
             problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]]
             return web.json_response(
                 {"error": "not an Alertmanager webhook (version 4)", "problems": problems},
@@ -107,18 +111,18 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
         try:
             claims = await asyncio.to_thread(intake.claim, svc, group)
         except intake.NoChannelError as exc:
-            ALERTS_RECEIVED.labels(group.status, "no_channel").inc()
+            received.labels(group.status, "no_channel").inc()
             return web.json_response({"error": str(exc)}, status=422)
         except Exception:  # the database: Alertmanager retries 5xx, so nothing is lost
             log.exception("cannot record alert group %s", group.groupKey)
-            ALERTS_RECEIVED.labels(group.status, "store_error").inc()
+            received.labels(group.status, "store_error").inc()
             return web.json_response({"error": "state store unavailable"}, status=503)
         for claim in claims:
             svc.spawn(intake.publish(svc, claim), f"alert post {claim.post_id}")
         if any(a.status == "resolved" for a in group.alerts):
             svc.spawn(intake.resolve(svc, group), f"resolve {group.groupKey}")
         outcome = "posted" if claims else "duplicate_or_resolved"
-        ALERTS_RECEIVED.labels(group.status, outcome).inc()
+        received.labels(group.status, outcome).inc()
         return web.json_response({"accepted": len(group.alerts), "new_posts": len(claims)})
 
     @routes.get("/healthz")
@@ -133,7 +137,10 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
 
     @routes.get("/metrics")
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(svc.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
 
     if bolt is not None:
 

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the job found or hit a problem, 2 usage or configuratio
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from rich.markup import escape
 
 from bot.commands.common import EXIT_OK, EXIT_USAGE, UsageError, err
 from bot.config import ConfigError, load_settings
+from bot.remediation.requests import ACTION_VERBS
 from bot.simulator.scenarios import SCENARIOS
 
 
@@ -157,6 +159,26 @@ def build_parser() -> argparse.ArgumentParser:
     audit_export.add_argument("--format", choices=("jsonl",), default="jsonl")
     audit_export.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
 
+    act = sub.add_parser(
+        "act",
+        help="run a remediation (plan, permission, approval, audit) from the terminal",
+        description="Same path as a Slack button: the live plan, the policy, the two-person "
+        "rule and the audit log. Examples: act scale inference/llama 6 · act drain gpu-node-7 · "
+        "act silence 'VLLMHighQueue{namespace=inference}' 2h · act approve REQUEST_ID",
+    )
+    act.add_argument(
+        "verb",
+        choices=(*ACTION_VERBS, "approve", "reject"),
+        metavar="ACTION",
+        help=f"one of: {', '.join(ACTION_VERBS)}; approve or reject a request awaiting approval",
+    )
+    act.add_argument("words", nargs="*", metavar="ARG", help="the action's arguments")
+    act.add_argument("--cluster", help="configured cluster (default: the first)")
+    act.add_argument(
+        "--as", dest="as_user", metavar="USER", help="act as this user id (default: OS user)"
+    )
+    act.add_argument("--yes", "-y", action="store_true", help="confirm the plan without asking")
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     config_sub.add_parser("check", help="validate settings and print them (secrets redacted)")
@@ -171,25 +193,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
-    from bot.commands import audit, diagnose, runbooks, serve, simulator
+# (command, subcommand) → "module:function"; only the module of the command run is imported
+HANDLERS: dict[tuple[str, str | None], str] = {
+    ("serve", None): "serve:cmd_serve",
+    ("simulate", None): "simulator:cmd_simulate",
+    ("demo", None): "simulator:cmd_demo",
+    ("diagnose", None): "diagnose:cmd_diagnose",
+    ("act", None): "act:cmd_act",
+    ("runbooks", "list"): "runbooks:cmd_runbooks_list",
+    ("runbooks", "show"): "runbooks:cmd_runbooks_show",
+    ("runbooks", "lint"): "runbooks:cmd_runbooks_lint",
+    ("rules", "export"): "runbooks:cmd_rules_export",
+    ("audit", "list"): "audit:cmd_audit_list",
+    ("audit", "verify"): "audit:cmd_audit_verify",
+    ("audit", "export"): "audit:cmd_audit_export",
+}
 
-    table: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
-        ("serve", None): serve.cmd_serve,
-        ("simulate", None): simulator.cmd_simulate,
-        ("demo", None): simulator.cmd_demo,
-        ("diagnose", None): diagnose.cmd_diagnose,
-        ("runbooks", "list"): runbooks.cmd_runbooks_list,
-        ("runbooks", "show"): runbooks.cmd_runbooks_show,
-        ("runbooks", "lint"): runbooks.cmd_runbooks_lint,
-        ("rules", "export"): runbooks.cmd_rules_export,
-        ("audit", "list"): audit.cmd_audit_list,
-        ("audit", "verify"): audit.cmd_audit_verify,
-        ("audit", "export"): audit.cmd_audit_export,
-        ("config", "check"): cmd_config_check,
-    }
-    action = getattr(args, f"{args.command}_command", None)
-    return table[(args.command, action)]
+
+def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    key = (args.command, getattr(args, f"{args.command}_command", None))
+    if key == ("config", "check"):
+        return cmd_config_check
+    module, function = HANDLERS[key].split(":")
+    handler: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(f"bot.commands.{module}"), function
+    )
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,8 +26,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.access import Policy
 from bot.models import LabelMatchers, labels_match
-from bot.remediation.policy import Policy
 
 CONFIG_ENV_VAR = "VLLM_CHATOPS_CONFIG"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"

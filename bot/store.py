@@ -90,6 +90,9 @@ class ActionRequest(Base):
     requested_by: Mapped[str | None] = mapped_column(String(64))
     approved_by: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str | None] = mapped_column(Text)
+    # a verification re-check is due at this time (None: none pending, or claimed)
+    verify_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verify_ref: Mapped[str | None] = mapped_column(String(128))  # where the result was shown
 
 
 class TargetLock(Base):
@@ -330,3 +333,38 @@ class Store:
                     .values(state="expired")
                 )
             return stale
+
+    # --- verification re-checks -----------------------------------------------------------
+
+    def schedule_verification(self, request_id: str, at: datetime, ref: str | None) -> None:
+        """Persist a re-check (a restart of the bot does not forget it)."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(ActionRequest)
+                .where(ActionRequest.id == request_id)
+                .values(verify_at=at, verify_ref=ref)
+            )
+
+    def claim_due_verifications(self, now: datetime | None = None) -> list[tuple[str, str | None]]:
+        """Take the re-checks due by ``now``: ``(request id, ref)``, each handed to exactly one
+        caller across bot replicas (a conditional UPDATE per row)."""
+        now = now or utcnow()
+        with self.session() as s:
+            due = list(
+                s.execute(
+                    select(ActionRequest.id, ActionRequest.verify_ref).where(
+                        ActionRequest.verify_at.is_not(None), ActionRequest.verify_at <= now
+                    )
+                )
+            )
+        claimed: list[tuple[str, str | None]] = []
+        for request_id, ref in due:
+            with self.session() as s, s.begin():
+                result = s.execute(
+                    update(ActionRequest)
+                    .where(ActionRequest.id == request_id, ActionRequest.verify_at.is_not(None))
+                    .values(verify_at=None)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    claimed.append((request_id, ref))
+        return claimed

@@ -60,9 +60,7 @@ class BotRunner:
 
     def drain(self, timeout_s: float = 30.0) -> None:
         """Wait until the bot's background work (posts, diagnoses) is done."""
-        future = asyncio.run_coroutine_threadsafe(
-            self.bot.services.drain(timeout_s), self._loop
-        )
+        future = asyncio.run_coroutine_threadsafe(self.bot.services.drain(timeout_s), self._loop)
         future.result(timeout=timeout_s + 5)
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -14,7 +14,8 @@ import pytest
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
 from bot.simulator.scenarios import GroundTruth
-from bot.simulator.server import BackgroundServer, Simulator, make_app
+from bot.simulator.server import Simulator, make_app
+from bot.simulator.serving import BackgroundServer
 
 T = TypeVar("T")
 

@@ -27,7 +27,8 @@ from bot.diagnosis.promql import ScopeError
 from bot.diagnosis.runbooks import Runbook, load_runbooks, match_alert, parse_runbook
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
-from bot.simulator.server import BackgroundServer, Simulator, make_app
+from bot.simulator.server import Simulator, make_app
+from bot.simulator.serving import BackgroundServer
 
 Rule = dict[str, Any]
 WARM_UP_SCRAPES = 20  # young series make noisy ratios; `for: 0s` would fire on them

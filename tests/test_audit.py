@@ -12,15 +12,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from bot.commands.audit import cmd_export, cmd_list, cmd_verify
 from bot.remediation.audit import (
     COLUMNS,
     GENESIS_HASH,
     AuditError,
     AuditLog,
     canonical_json,
-    cmd_export,
-    cmd_list,
-    cmd_verify,
     record_hash,
     verify_jsonl,
 )

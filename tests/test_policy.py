@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.remediation.policy import ApprovalRule, Grant, Policy, can_approve, decide
+from bot.access import ApprovalRule, Grant, Policy
+from bot.remediation.policy import can_approve, decide
 
 POLICY = Policy.model_validate(
     {

@@ -12,8 +12,7 @@ from rich.live import Live
 from bot.commands.common import EXIT_OK, EXIT_PROBLEM, UsageError
 from bot.commands.terminal import as_json, progress_table, report
 from bot.config import Settings, load_settings
-from bot.diagnosis.decisions import SizingPolicy
-from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.diagnosis.engine import DiagnosisOptions, diagnose, options_from_settings
 from bot.diagnosis.promql import ScopeError, check_window
 from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, Runbook, RunbookError, load_runbooks
 from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
@@ -26,16 +25,6 @@ def runbooks_for(settings: Settings) -> dict[str, Runbook]:
         return load_runbooks(settings.runbooks_dir or DEFAULT_RUNBOOK_DIR)
     except RunbookError as exc:
         raise UsageError(f"the runbooks do not load:\n{exc}") from exc
-
-
-def options_for(settings: Settings, window: str | None) -> DiagnosisOptions:
-    return DiagnosisOptions(
-        window=window or settings.diagnosis_window,
-        check_timeout_s=2 * settings.query_timeout_s,
-        recorded_window=settings.diagnosis_window if settings.recording_rules else None,
-        sizing=SizingPolicy(headroom=settings.scale_headroom),
-        overrides=settings.thresholds,
-    )
 
 
 def exit_code(d: Diagnosis) -> int:
@@ -59,7 +48,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     cluster = settings.cluster(scope.cluster)
     url = args.prometheus or str(cluster.prometheus_url)
     source = PrometheusSource(url, timeout_s=args.timeout or settings.query_timeout_s)
-    options = options_for(settings, window)
+    options = options_from_settings(settings, window)
     try:
         if args.format == "json":
             result = asyncio.run(diagnose(runbook, scope, source, options))

@@ -9,8 +9,6 @@ import logging
 import signal
 
 from aiohttp import web
-from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
@@ -18,32 +16,24 @@ from slack_sdk.errors import SlackApiError
 from bot.app import Bot, build
 from bot.commands.common import EXIT_OK, err
 from bot.config import ConfigError, load_settings
-from bot.remediation import flow as remediation
 from bot.slack import intake
 from bot.slack.services import Services
 
 log = logging.getLogger("bot")
+VERIFY_POLL_S = 2.0
 
 
 def start_scheduler(svc: Services) -> AsyncIOScheduler:
-    """Verification re-checks live in the database (a restart does not forget them);
-    request expiry runs every minute."""
-    scheduler = AsyncIOScheduler(
-        jobstores={
-            "default": SQLAlchemyJobStore(url=svc.settings.database_url),
-            "memory": MemoryJobStore(),
-        },
-        timezone="UTC",
-    )
-    remediation.activate(svc)
-    scheduler.add_job(
-        remediation.expire_requests,
-        "interval",
-        seconds=60,
-        jobstore="memory",
-        id="expire-requests",
-        replace_existing=True,
-    )
+    """Due verification re-checks (kept in the database: a restart does not forget them,
+    and each is claimed by one replica) every few seconds; request expiry every minute."""
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    remediation = svc.remediation
+
+    async def expire() -> None:
+        await asyncio.to_thread(remediation.expire_requests)
+
+    scheduler.add_job(remediation.run_due_verifications, "interval", seconds=VERIFY_POLL_S)
+    scheduler.add_job(expire, "interval", seconds=60)
     scheduler.start()
     return scheduler
 
@@ -79,7 +69,7 @@ async def serve(bot: Bot, host: str, port: int, stop: asyncio.Event | None = Non
         handler = AsyncSocketModeHandler(bot.bolt, svc.settings.slack_app_token.get_secret_value())
         await handler.connect_async()  # type: ignore[no-untyped-call]
     svc.spawn(intake.redrive(svc), "redrive unposted alerts")
-    svc.scheduler = start_scheduler(svc)
+    scheduler = start_scheduler(svc)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -88,8 +78,7 @@ async def serve(bot: Bot, host: str, port: int, stop: asyncio.Event | None = Non
     try:
         await stop.wait()
     finally:
-        if svc.scheduler is not None:
-            svc.scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=False)
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
         await svc.shutdown(grace_s=10)

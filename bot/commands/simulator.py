@@ -66,7 +66,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.simulator.prometheus_runner import PrometheusError, PrometheusRunner, port_or_free
-    from bot.simulator.server import BackgroundServer, make_app
+    from bot.simulator.server import make_app
+    from bot.simulator.serving import BackgroundServer
 
     console = Console(soft_wrap=True)
     sim = _fleet(args)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.diagnosis.checks import REGISTRY, CheckContext
 from bot.diagnosis.decisions import SizingPolicy, evaluate
@@ -21,6 +21,9 @@ from bot.diagnosis.promql import NODE_KEY, ScopeError, check_window, dcgm
 from bot.diagnosis.runbooks import Runbook
 from bot.models import CheckResult, Diagnosis, Scope, worst
 from bot.sources.prometheus import MetricsError, MetricsSource
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,17 @@ class DiagnosisOptions:
     sizing: SizingPolicy = field(default_factory=SizingPolicy)
     # check id → parameter overrides from configuration (win over the runbook's)
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def options_from_settings(settings: Settings, window: str | None = None) -> DiagnosisOptions:
+    """The diagnosis options a configuration asks for (``window`` overrides its own)."""
+    return DiagnosisOptions(
+        window=window or settings.diagnosis_window,
+        check_timeout_s=2 * settings.query_timeout_s,
+        recorded_window=settings.diagnosis_window if settings.recording_rules else None,
+        sizing=SizingPolicy(headroom=settings.scale_headroom),
+        overrides=settings.thresholds,
+    )
 
 
 async def resolve_scope(scope: Scope, metrics: MetricsSource) -> Scope:

@@ -1,11 +1,12 @@
 """Who may run which action where, and which actions need a second person (pure).
 
-A :class:`Policy` (part of the settings) holds *grants* — Slack users or user groups, the
-action kinds they may run, on which clusters and namespaces (``fnmatch`` globs) — and
-*approval rules*. Every action kind mutates something, so anything not granted is denied
-(reading diagnoses is not an action and is never gated). Actions matching an approval rule
-(default: ``drain`` and ``rollback`` in namespaces ``prod*``/``production*``) need a second,
-different person who is granted the same kind at the same place.
+A :class:`~bot.access.Policy` (part of the settings) holds *grants* — Slack users or user
+groups, the action kinds they may run, on which clusters and namespaces (``fnmatch``
+globs) — and *approval rules*. Every action kind mutates something, so anything not
+granted is denied (reading diagnoses is not an action and is never gated). Actions
+matching an approval rule (default: ``drain`` and ``rollback`` in namespaces
+``prod*``/``production*``) need a second, different person who is granted the same kind
+at the same place.
 
 Node targets have no namespace: pass ``namespace=""``; grants whose namespaces include a
 pattern matching the empty string (``"*"``) cover them. Approval rules match the namespace
@@ -18,94 +19,12 @@ to change when the answer is no.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
-from fnmatch import fnmatchcase
-from typing import Literal
+from collections.abc import Set
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict
 
+from bot.access import Policy, kind_matches
 from bot.models import ActionKind
-
-KindPattern = ActionKind | Literal["*"]
-
-
-def _matches(value: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatchcase(value, pattern) for pattern in patterns)
-
-
-def _kind_matches(kind: str, kinds: Iterable[str]) -> bool:
-    return any(k == "*" or k == kind for k in kinds)
-
-
-class Grant(BaseModel):
-    """These users and members of these groups may run these kinds here."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    users: list[str] = Field(default_factory=list, description="Slack user ids (U…) or globs")
-    groups: list[str] = Field(default_factory=list, description="Slack user group ids/handles")
-    kinds: list[KindPattern] = Field(min_length=1)
-    clusters: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-    namespaces: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-
-    @model_validator(mode="after")
-    def _names_someone(self) -> Grant:
-        if not self.users and not self.groups:
-            raise ValueError("a grant must name at least one user or group (users: [U123…])")
-        return self
-
-    def covers_person(self, user_id: str, user_groups: Set[str]) -> bool:
-        return _matches(user_id, self.users) or any(
-            _matches(group, self.groups) for group in user_groups
-        )
-
-    def covers_place(self, cluster: str, namespace: str) -> bool:
-        return _matches(cluster, self.clusters) and _matches(namespace, self.namespaces)
-
-    def covers(
-        self, user_id: str, user_groups: Set[str], kind: str, cluster: str, namespace: str
-    ) -> bool:
-        return (
-            self.covers_person(user_id, user_groups)
-            and _kind_matches(kind, self.kinds)
-            and self.covers_place(cluster, namespace)
-        )
-
-
-class ApprovalRule(BaseModel):
-    """Actions of these kinds on these clusters/namespaces need a second person's approval."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kinds: list[KindPattern] = Field(min_length=1)
-    namespaces: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-    clusters: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-
-    def applies(self, kind: str, cluster: str, namespace: str) -> bool:
-        return (
-            _kind_matches(kind, self.kinds)
-            and _matches(cluster, self.clusters)
-            and _matches(namespace, self.namespaces)
-        )
-
-    def describe(self) -> str:
-        where = f"namespaces {', '.join(self.namespaces)}"
-        if self.clusters != ["*"]:
-            where += f" of clusters {', '.join(self.clusters)}"
-        return f"{'/'.join(self.kinds)} in {where}"
-
-
-def default_approvals() -> list[ApprovalRule]:
-    return [ApprovalRule(kinds=["drain", "rollback"], namespaces=["prod*", "production*"])]
-
-
-class Policy(BaseModel):
-    """Grants (default: none, so every action is denied) and approval rules."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    grants: list[Grant] = Field(default_factory=list)
-    approvals: list[ApprovalRule] = Field(default_factory=default_approvals)
 
 
 class Decision(BaseModel):
@@ -140,7 +59,7 @@ def _denial(
     where = describe_place(cluster, namespace)
     head = f"{_who(user_id, user_groups)} may not {verb}{kind} in {where}"
     mine = [(i, g) for i, g in enumerate(policy.grants) if g.covers_person(user_id, user_groups)]
-    same_kind = [(i, g) for i, g in mine if _kind_matches(kind, g.kinds)]
+    same_kind = [(i, g) for i, g in mine if kind_matches(kind, g.kinds)]
     if same_kind:
         places = "; ".join(
             f"policy.grants[{i}]: clusters {', '.join(g.clusters)} / namespaces "

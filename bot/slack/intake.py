@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 from bot.diagnosis.runbooks import match_alert
 from bot.models import AlertGroup, Scope
-from bot.slack.blocks import alert_message
+from bot.slack.alert_blocks import alert_message
 from bot.slack.live import diagnose_to_slack
-from bot.slack.services import ALERT_TO_POST_SECONDS, Services
+from bot.slack.services import Services
 from bot.store import AlertPost
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ async def publish(svc: Services, item: Claim) -> None:
     if ts is None:
         log.error("alert post %s not accepted by Slack; it will be retried", item.post_id)
         return
-    ALERT_TO_POST_SECONDS.observe(time.monotonic() - item.received_at)
+    svc.metrics.alert_to_post_seconds.observe(time.monotonic() - item.received_at)
     svc.store.set_post_ts(item.post_id, ts)
     if runbook is not None:
         origin = {

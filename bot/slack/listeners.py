@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import ConfigError
-from bot.remediation import flow as remediation
+from bot.remediation.events import Actor
+from bot.remediation.requests import Asked
 from bot.slack import ids
-from bot.slack.blocks import (
-    Message,
-    help_message,
-    runbook_message,
-    runbooks_message,
-    usage_error,
-)
+from bot.slack.block_kit import Message
+from bot.slack.help_blocks import help_message, runbook_message, runbooks_message, usage_error
 from bot.slack.live import diagnose_to_slack
-from bot.slack.remediation_blocks import audit_message, loading_view, submitted_params
-from bot.slack.services import SLASH_COMMANDS, Services
+from bot.slack.remediation_blocks import audit_message, loading_view, plan_view, submitted_params
+from bot.slack.services import Services
 from bot.slack.slash import SlashError, SlashRequest, parse
 
 log = logging.getLogger(__name__)
@@ -47,8 +42,7 @@ def register(app: AsyncApp, svc: Services) -> None:
         await ack()
         values = (view.get("state") or {}).get("values") or {}
         svc.spawn(
-            remediation.submit(
-                svc,
+            svc.remediation.confirm(
                 str(view.get("private_metadata", "")),
                 actor_of(body),
                 submitted_params(values),
@@ -59,18 +53,18 @@ def register(app: AsyncApp, svc: Services) -> None:
     @app.action(ids.APPROVE_BUTTON)
     async def approve(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        svc.spawn(remediation.approve(svc, _value(body), actor_of(body), True), "approve")
+        svc.spawn(svc.remediation.approve(_value(body), actor_of(body), True), "approve")
 
     @app.action(ids.REJECT_BUTTON)
     async def reject(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        svc.spawn(remediation.approve(svc, _value(body), actor_of(body), False), "reject")
+        svc.spawn(svc.remediation.approve(_value(body), actor_of(body), False), "reject")
 
 
-def actor_of(body: dict[str, Any]) -> remediation.Actor:
+def actor_of(body: dict[str, Any]) -> Actor:
     user = body.get("user") or {}
     name = str(user.get("username") or user.get("name") or user.get("id", ""))
-    return remediation.Actor(id=str(user.get("id", "")), name=name)
+    return Actor(id=str(user.get("id", "")), name=name)
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -103,10 +97,10 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
     try:
         request = parse(command.get("text", ""), svc.runbooks)
     except SlashError as exc:
-        SLASH_COMMANDS.labels("invalid").inc()
+        svc.metrics.slash_commands.labels("invalid").inc()
         await _reply(svc, command, respond, usage_error(str(exc)))
         return
-    SLASH_COMMANDS.labels(request.verb).inc()
+    svc.metrics.slash_commands.labels(request.verb).inc()
     if request.verb == "help":
         await _reply(svc, command, respond, help_message())
         return
@@ -144,21 +138,18 @@ async def offer_action(svc: Services, command: dict[str, Any], request: SlashReq
     """`/vllm scale|rollback|restart|drain|uncordon|silence …`: the same plan-and-confirm
     modal as a recommended action's button."""
     assert request.kind is not None and request.target is not None
+    asked = Asked(request.kind, request.target, request.params)
     request_id = await asyncio.to_thread(
-        svc.store.create_action_request,
-        kind=request.kind,
-        target=request.target,
-        params=request.params,
+        svc.remediation.offer,
+        asked,
         reason=f"asked for with /vllm by <@{command.get('user_id', '')}>",
-        runbook="",
-        channel=command.get("channel_id"),
-        ttl=timedelta(seconds=svc.settings.action_request_ttl_s),
         cluster=request.scope.cluster,
+        channel=command.get("channel_id"),
     )
     view_id = await svc.outbox.open_view(command["trigger_id"], loading_view(request_id))
     if view_id is not None:
-        actor = remediation.Actor(id=command.get("user_id", ""), name=command.get("user_name", ""))
-        await remediation.open_plan(svc, request_id, actor, view_id)
+        actor = Actor(id=command.get("user_id", ""), name=command.get("user_name", ""))
+        await show_preview(svc, request_id, actor, view_id)
 
 
 async def show_plan(svc: Services, body: dict[str, Any]) -> None:
@@ -166,4 +157,10 @@ async def show_plan(svc: Services, body: dict[str, Any]) -> None:
     request_id = _value(body)
     view_id = await svc.outbox.open_view(body["trigger_id"], loading_view(request_id))
     if view_id is not None:
-        await remediation.open_plan(svc, request_id, actor_of(body), view_id)
+        await show_preview(svc, request_id, actor_of(body), view_id)
+
+
+async def show_preview(svc: Services, request_id: str, actor: Actor, view_id: str) -> None:
+    """Fill the (already open) modal with the live plan and the permission outcome."""
+    preview = await svc.remediation.preview(request_id, actor)
+    await svc.outbox.update_view(view_id, plan_view(preview))

@@ -13,9 +13,9 @@ from bot.diagnosis.engine import diagnose
 from bot.diagnosis.promql import vllm_selector
 from bot.diagnosis.runbooks import Runbook
 from bot.models import CheckResult, Diagnosis, Scope
-from bot.slack.blocks import diagnosis_message, progress_message
 from bot.slack.charts import CHARTS, fill, label_series, render_png
-from bot.slack.services import DIAGNOSIS_SECONDS, Services
+from bot.slack.diagnosis_blocks import diagnosis_message, progress_message
+from bot.slack.services import Services
 from bot.sources.prometheus import MetricsError, PrometheusSource
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ async def diagnose_to_slack(
 
     started = time.monotonic()
     d = await diagnose(runbook, scope, metrics, svc.options, on_check)
-    DIAGNOSIS_SECONDS.labels(runbook.id).observe(time.monotonic() - started)
+    svc.metrics.diagnosis_seconds.labels(runbook.id).observe(time.monotonic() - started)
     ttl = timedelta(seconds=svc.settings.action_request_ttl_s)
     request_ids = [
         await asyncio.to_thread(

@@ -20,13 +20,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.slack.blocks import Message
+from bot.slack.block_kit import Message
 
 log = logging.getLogger(__name__)
-
-SLACK_CALLS = Counter(
-    "vllm_chatops_slack_calls", "Slack Web API calls by method and outcome", ["method", "outcome"]
-)
 
 
 def make_client(token: str | None, base_url: str) -> AsyncWebClient:
@@ -37,8 +33,9 @@ def make_client(token: str | None, base_url: str) -> AsyncWebClient:
 
 
 class Outbox:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, calls: Counter) -> None:
         self.client = client
+        self._calls = calls  # labelled by Web API method and outcome
 
     async def _call(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
@@ -48,13 +45,13 @@ class Outbox:
         except SlackApiError as exc:
             error = exc.response.get("error", "unknown") if exc.response else "unknown"
             log.warning("slack %s failed: %s", method, error)
-            SLACK_CALLS.labels(method, f"error:{error}").inc()
+            self._calls.labels(method, f"error:{error}").inc()
             return None
         except Exception as exc:  # network down, timeout: report, never raise
             log.warning("slack %s failed: %s", method, exc)
-            SLACK_CALLS.labels(method, "unreachable").inc()
+            self._calls.labels(method, "unreachable").inc()
             return None
-        SLACK_CALLS.labels(method, "ok").inc()
+        self._calls.labels(method, "ok").inc()
         return response.data if isinstance(response.data, dict) else {}
 
     async def post(

@@ -18,8 +18,10 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.remediation.events import Preview
 from bot.slack import ids
-from bot.slack.blocks import Message, escape, truncate
+from bot.slack.block_kit import Message
+from bot.slack.mrkdwn import escape, truncate
 
 # The parameters a person may change in the modal, per action kind.
 EDITABLE: dict[str, tuple[tuple[str, str], ...]] = {
@@ -90,6 +92,27 @@ def confirm_view(
         blocks=blocks,
     )
     return cast(dict[str, Any], view.to_dict())
+
+
+def plan_view(preview: Preview) -> dict[str, Any]:
+    """The modal for a request's preview: its live plan, or why it cannot run."""
+    req = preview.request
+    if req is None:
+        return confirm_view(
+            preview.request_id, "-", "-", {}, preview.error or "", [], [], error=preview.error
+        )
+    plan = preview.plan
+    return confirm_view(
+        req.id,
+        req.kind,
+        req.target,
+        req.params,
+        plan.summary if plan else "",
+        plan.changes if plan else [],
+        plan.warnings if plan else [],
+        error=preview.error,
+        needs_approval=preview.needs_approval,
+    )
 
 
 def submitted_params(state_values: Mapping[str, Any]) -> dict[str, str]:

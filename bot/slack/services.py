@@ -9,35 +9,18 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from prometheus_client import Counter, Histogram
-
 from bot.config import Settings
-from bot.diagnosis.decisions import SizingPolicy
-from bot.diagnosis.engine import DiagnosisOptions
+from bot.diagnosis.engine import DiagnosisOptions, options_from_settings
 from bot.diagnosis.runbooks import Runbook
 from bot.remediation.audit import AuditLog
+from bot.remediation.flow import Remediation
+from bot.slack.metrics import BotMetrics
 from bot.slack.outbox import Outbox
+from bot.slack.reporter import SlackReporter
 from bot.sources.prometheus import PrometheusSource
 from bot.store import Store
 
 log = logging.getLogger(__name__)
-
-ALERTS_RECEIVED = Counter(
-    "vllm_chatops_alerts_received", "Alertmanager notifications received", ["status", "outcome"]
-)
-SLASH_COMMANDS = Counter("vllm_chatops_slash_commands", "/vllm commands by verb", ["verb"])
-DIAGNOSIS_SECONDS = Histogram(
-    "vllm_chatops_diagnosis_seconds",
-    "Diagnosis duration",
-    ["runbook"],
-    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40),
-)
-ALERT_TO_POST_SECONDS = Histogram(
-    "vllm_chatops_alert_to_post_seconds",
-    "Webhook received → first Slack post",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
-)
 
 
 @dataclass
@@ -47,21 +30,27 @@ class Services:
     store: Store
     outbox: Outbox
     audit: AuditLog
-    scheduler: AsyncIOScheduler | None = None
+    metrics: BotMetrics
+    remediation: Remediation = field(init=False)
     _sources: dict[str, PrometheusSource] = field(default_factory=dict)
     _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.remediation = Remediation(
+            settings=self.settings,
+            store=self.store,
+            audit=self.audit,
+            runbooks=self.runbooks,
+            reporter=SlackReporter(self.outbox, self.settings.default_channel),
+            directory=self,
+            metrics_for=self.metrics_for,
+            options=self.options,
+        )
+
     @property
     def options(self) -> DiagnosisOptions:
-        s = self.settings
-        return DiagnosisOptions(
-            window=s.diagnosis_window,
-            check_timeout_s=2 * s.query_timeout_s,
-            recorded_window=s.diagnosis_window if s.recording_rules else None,
-            sizing=SizingPolicy(headroom=s.scale_headroom),
-            overrides=s.thresholds,
-        )
+        return options_from_settings(self.settings)
 
     def metrics_for(self, cluster: str | None) -> PrometheusSource:
         """The Prometheus of ``cluster`` (ConfigError naming the known ones if unknown)."""
@@ -72,16 +61,16 @@ class Services:
             )
         return self._sources[config.name]
 
-    async def group_members(self, group_id: str, ttl_s: float = 300.0) -> frozenset[str]:
+    async def members(self, group: str, ttl_s: float = 300.0) -> frozenset[str]:
         """Members of a Slack user group (cached; empty when Slack cannot say)."""
-        cached = self._groups.get(group_id)
+        cached = self._groups.get(group)
         if cached and time.monotonic() - cached[0] < ttl_s:
             return cached[1]
-        found = await self.outbox.group_members(group_id)
+        found = await self.outbox.group_members(group)
         if found is None:  # Slack could not say: deny this time, ask again next time
             return frozenset()
         members = frozenset(found)
-        self._groups[group_id] = (time.monotonic(), members)
+        self._groups[group] = (time.monotonic(), members)
         return members
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:

@@ -9,10 +9,9 @@ from typing import Any, Literal
 
 from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.models import Scope
+from bot.remediation.requests import ACTION_VERBS, RequestSyntaxError, parse_action
 
 Verb = Literal["help", "diagnose", "runbook", "runbooks", "status", "action", "audit"]
-ACTION_VERBS = ("scale", "rollback", "restart", "drain", "uncordon", "silence", "unsilence")
-WORKLOAD_KINDS = ("deployment", "statefulset", "rollout")
 STATUS_RUNBOOK = "fleet_status"
 
 
@@ -32,16 +31,6 @@ class SlashRequest:
     count: int = 10
 
 
-def _workload(word: str) -> str:
-    """`ns/name` → deployment/ns/name; `kind/ns/name` as given."""
-    parts = word.split("/")
-    if len(parts) == 2 and all(parts):
-        return f"deployment/{parts[0]}/{parts[1]}"
-    if len(parts) == 3 and parts[0] in WORKLOAD_KINDS and all(parts):
-        return word
-    raise SlashError(f"`{word}` is not NAMESPACE/NAME or deployment|statefulset/NAMESPACE/NAME")
-
-
 def _split_cluster(words: list[str]) -> tuple[list[str], str | None]:
     rest = [w for w in words if not w.startswith("cluster=")]
     clusters = [w.split("=", 1)[1] for w in words if w.startswith("cluster=")]
@@ -50,28 +39,13 @@ def _split_cluster(words: list[str]) -> tuple[list[str], str | None]:
 
 def _action(verb: str, words: list[str]) -> SlashRequest:
     words, cluster = _split_cluster(words)
-    scope = Scope(cluster=cluster)
-    if verb == "scale":
-        if len(words) != 2 or not words[1].isdigit():
-            raise SlashError("usage: `scale NAMESPACE/DEPLOYMENT REPLICAS`")
-        return SlashRequest(
-            "action", None, scope, "scale", _workload(words[0]), {"replicas": int(words[1])}
-        )
-    if verb in ("rollback", "restart"):
-        if len(words) != 1:
-            raise SlashError(f"usage: `{verb} NAMESPACE/DEPLOYMENT`")
-        return SlashRequest("action", None, scope, verb, _workload(words[0]))
-    if verb in ("drain", "uncordon"):
-        if len(words) != 1 or "/" in words[0]:
-            raise SlashError(f"usage: `{verb} NODE`")
-        return SlashRequest("action", None, scope, verb, f"node/{words[0]}")
-    if verb == "unsilence":
-        if len(words) != 1:
-            raise SlashError("usage: `unsilence SILENCE_ID`")
-        return SlashRequest("action", None, scope, "unsilence", words[0])
-    if len(words) != 2:
-        raise SlashError("usage: `silence ALERTNAME{label=value,…} DURATION` (e.g. 2h)")
-    return SlashRequest("action", None, scope, "silence", words[0], {"duration": words[1]})
+    try:
+        asked = parse_action(verb, words)
+    except RequestSyntaxError as exc:
+        raise SlashError(str(exc)) from exc
+    return SlashRequest(
+        "action", None, Scope(cluster=cluster), asked.kind, asked.target, asked.params
+    )
 
 
 def parse(text: str, runbooks: Collection[str]) -> SlashRequest:

@@ -37,14 +37,12 @@ Every request is recorded in :attr:`FakeKubernetes.requests`.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import datetime as dt
 import hashlib
 import json
 import math
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,6 +51,8 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from bot.simulator.serving import BackgroundServer
 
 ADMIN_TOKEN = "fake-admin-token"
 ADMIN_USER = "kubernetes-admin"
@@ -336,41 +336,26 @@ class FakeKubernetes:
         self._grants: dict[str, _Grant] = {ADMIN_TOKEN: _Grant(ADMIN_USER, {("*", "*")})}
         self._conflicts: dict[str, int] = {}
         self._requests: list[RecordedRequest] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: BackgroundServer | None = None
         self._port = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> FakeKubernetes:
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("FakeKubernetes already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = int(sock.getsockname()[1])
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(
-            target=self._run_loop, args=(loop,), name="FakeKubernetes", daemon=True
-        )
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._astart(sock), loop).result(timeout=10)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._server = BackgroundServer(
+            app, name="FakeKubernetes", timeout=10.0, shutdown_timeout=1.0
+        ).start()
+        self._port = self._server.port
         return self
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._astop(), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-            self._loop = None
-            self._thread = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> FakeKubernetes:
         return self.start()
@@ -382,22 +367,6 @@ class FakeKubernetes:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
-
-    async def _astart(self, sock: socket.socket) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
-
-    async def _astop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     @property
     def url(self) -> str:

@@ -29,7 +29,6 @@ import mimetypes
 import random
 import re
 import secrets
-import socket
 import string
 import threading
 import time
@@ -37,13 +36,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
+
+from bot.simulator.serving import BackgroundServer
 
 T = TypeVar("T")
 
@@ -850,9 +851,7 @@ class FakeSlack:
 
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: BackgroundServer | None = None
         self._port: int | None = None
 
         self._calls: list[Call] = []
@@ -900,33 +899,27 @@ class FakeSlack:
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> FakeSlack:
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("FakeSlack already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = int(sock.getsockname()[1])
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(
-            target=self._run_loop, args=(loop,), name="FakeSlack", daemon=True
-        )
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._astart(sock), loop).result(timeout=10)
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/upload/v1/{ticket}", self._upload)
+        app.router.add_post("/response/{rid}", self._response_url)
+        app.router.add_get("/socket-mode/{n}", self._socket_mode)
+        self._server = BackgroundServer(
+            app,
+            name="FakeSlack",
+            timeout=10.0,
+            shutdown_timeout=1.0,
+            on_stop=self._close_sockets,
+        ).start()
+        self._port = self._server.port
         return self
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._astop(), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-            self._loop = None
-            self._thread = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> FakeSlack:
         return self.start()
@@ -939,45 +932,20 @@ class FakeSlack:
     ) -> None:
         self.stop()
 
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
-
-    async def _astart(self, sock: socket.socket) -> None:
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_route("*", "/api/{method}", self._api)
-        app.router.add_post("/upload/v1/{ticket}", self._upload)
-        app.router.add_post("/response/{rid}", self._response_url)
-        app.router.add_get("/socket-mode/{n}", self._socket_mode)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
-
-    async def _astop(self) -> None:
+    async def _close_sockets(self) -> None:
+        """On stop: cancel delayed closes, then close every websocket (1001 going away)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for conn in list(self._conns.values()):
             if not conn.ws.closed:
                 await conn.ws.close(code=1001, message=b"server shutting down")
-        if self._runner is not None:
-            await self._runner.cleanup()
 
-    def _require_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        if self._server is None:
+            coro.close()
             raise RuntimeError("FakeSlack is not running; call start()")
-        return self._loop
-
-    def _run(self, coro: Awaitable[T], timeout: float) -> T:
-        loop = self._require_loop()
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("blocking FakeSlack call made from its own event loop")
-
-        async def wrapper() -> T:
-            return await coro
-
-        return asyncio.run_coroutine_threadsafe(wrapper(), loop).result(timeout)
+        return self._server.run(coro, timeout)
 
     # -- addresses -----------------------------------------------------------
 

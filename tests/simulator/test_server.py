@@ -12,7 +12,8 @@ import yaml
 from bot.simulator.exposition import CONTENT_TYPE
 from bot.simulator.fleet import build_fleet
 from bot.simulator.scenarios import SCENARIOS
-from bot.simulator.server import BackgroundServer, Simulator, make_app
+from bot.simulator.server import Simulator, make_app
+from bot.simulator.serving import BackgroundServer
 
 from .promtext import declared_types, series, value
 

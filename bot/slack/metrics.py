@@ -1,0 +1,45 @@
+"""The bot's own Prometheus metrics, one set per running bot (served at ``GET /metrics``).
+
+Each bot gets its own registry, so two bots can run in one process (tests do) without
+their counters colliding.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class BotMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.alerts_received = Counter(
+            "vllm_chatops_alerts_received",
+            "Alertmanager notifications received",
+            ["status", "outcome"],
+            registry=self.registry,
+        )
+        self.slash_commands = Counter(
+            "vllm_chatops_slash_commands",
+            "/vllm commands by verb",
+            ["verb"],
+            registry=self.registry,
+        )
+        self.diagnosis_seconds = Histogram(
+            "vllm_chatops_diagnosis_seconds",
+            "Diagnosis duration",
+            ["runbook"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40),
+            registry=self.registry,
+        )
+        self.alert_to_post_seconds = Histogram(
+            "vllm_chatops_alert_to_post_seconds",
+            "Webhook received → first Slack post",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+            registry=self.registry,
+        )
+        self.slack_calls = Counter(
+            "vllm_chatops_slack_calls",
+            "Slack Web API calls by method and outcome",
+            ["method", "outcome"],
+            registry=self.registry,
+        )

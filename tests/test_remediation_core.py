@@ -1,0 +1,149 @@
+"""The chat-neutral remediation core on its own: events in the product's terms, reported to
+any front end; verification re-checks persisted and claimed once across replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
+
+from bot.config import Settings
+from bot.diagnosis.engine import DiagnosisOptions
+from bot.remediation.audit import AuditLog
+from bot.remediation.events import Actor, Busy, Event, Finished, Progressed, Refused, Started
+from bot.remediation.flow import Remediation
+from bot.remediation.requests import Asked
+from bot.sources.prometheus import MetricsSource
+from bot.store import Store, utcnow
+
+
+class Recorder:
+    """A front end that keeps what it is told (the Slack one renders it, this one lists it)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def report(self, event: Event) -> str | None:
+        self.events.append(event)
+        return f"ref-{len(self.events)}" if isinstance(event, Started) else event.ref
+
+
+class NoGroups:
+    async def members(self, group: str) -> frozenset[str]:
+        return frozenset()
+
+
+def no_metrics(cluster: str | None) -> MetricsSource:
+    raise AssertionError("this test runs no diagnosis")
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKubernetes]:
+    with FakeKubernetes() as fake:
+        fake.add_deployment("ml", "llama", "vllm:0.11.0", replicas=2)
+        yield fake
+
+
+def core(database_url: str, kube: FakeKubernetes, recorder: Recorder) -> Remediation:
+    settings = Settings(
+        database_url=database_url,
+        clusters=[{"name": "a", "kube_api_url": kube.url, "kube_token": ADMIN_TOKEN}],
+        policy={"grants": [{"users": ["U1"], "kinds": ["scale"]}], "approvals": []},
+        verification_delay_s=30,
+    )
+    return Remediation(
+        settings=settings,
+        store=Store(database_url),
+        audit=AuditLog(database_url),
+        runbooks={},
+        reporter=recorder,
+        directory=NoGroups(),
+        metrics_for=no_metrics,
+        options=DiagnosisOptions(),
+    )
+
+
+def test_a_confirmed_scale_reports_its_steps_in_order(tmp_path: Path, kube: FakeKubernetes) -> None:
+    recorder = Recorder()
+    remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
+    request_id = remediation.offer(
+        Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test", runbook="rb"
+    )
+    alice = Actor("U1", "alice")
+    preview = asyncio.run(remediation.preview(request_id, alice))
+    assert preview.executable and preview.plan is not None
+    assert "from 2 to 4 replicas" in preview.plan.summary
+    asyncio.run(remediation.confirm(request_id, alice, {}))
+
+    kinds = [type(e) for e in recorder.events]
+    assert kinds[0] is Started and kinds[-1] is Finished
+    assert set(kinds[1:-1]) <= {Progressed}
+    finished = recorder.events[-1]
+    assert isinstance(finished, Finished) and finished.ok and finished.ref == "ref-1"
+    assert finished.verify_in_s == 30  # it came from a runbook: a re-check is due
+    assert all(e.actor == alice and e.request.id == request_id for e in recorder.events)
+    # the re-check is in the database, not in a process: not due yet, then due once
+    assert remediation.store.claim_due_verifications() == []
+    later = utcnow() + timedelta(seconds=31)
+    assert remediation.store.claim_due_verifications(later) == [(request_id, "ref-1")]
+    assert remediation.store.claim_due_verifications(later) == []
+
+
+def test_refusals_reach_only_the_front_end(tmp_path: Path, kube: FakeKubernetes) -> None:
+    recorder = Recorder()
+    remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
+    request_id = remediation.offer(
+        Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test"
+    )
+    asyncio.run(remediation.confirm(request_id, Actor("U2", "mallory"), {}))
+    (refused,) = recorder.events
+    assert isinstance(refused, Refused) and "may not scale" in refused.reason
+    assert refused.actor.id == "U2"
+    deployment = kube.get("deployments", "ml", "llama")
+    assert deployment is not None and deployment["spec"]["replicas"] == 2
+    assert [e.event for e in remediation.audit.for_request(request_id)] == ["denied"]
+
+
+def test_a_busy_target_runs_nothing(tmp_path: Path, kube: FakeKubernetes) -> None:
+    recorder = Recorder()
+    remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
+    request_id = remediation.offer(
+        Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test"
+    )
+    assert remediation.store.lock_target("deployment/ml/llama", "someone-else")
+    asyncio.run(remediation.confirm(request_id, Actor("U1", "alice"), {}))
+    assert [type(e) for e in recorder.events] == [Busy]
+    deployment = kube.get("deployments", "ml", "llama")
+    assert deployment is not None and deployment["spec"]["replicas"] == 2
+
+
+def test_a_due_verification_is_claimed_by_exactly_one_replica(database_url: str) -> None:
+    stores = [Store(database_url) for _ in range(4)]
+    request_id = stores[0].create_action_request(
+        kind="scale",
+        target="deployment/ml/llama",
+        params={},
+        reason="test",
+        runbook="rb",
+        channel=None,
+        ttl=timedelta(minutes=5),
+    )
+    stores[0].schedule_verification(request_id, utcnow() - timedelta(seconds=1), "1700.1")
+    claims: list[list[tuple[str, str | None]]] = []
+    barrier = threading.Barrier(len(stores))
+
+    def claim(store: Store) -> None:
+        barrier.wait()
+        claims.append(store.claim_due_verifications())
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claims, key=len) == [[], [], [], [(request_id, "1700.1")]]
