@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
 from typing import Any
 
 from bot.diagnosis.checks import REGISTRY
@@ -13,6 +12,7 @@ from bot.diagnosis.engine import diagnose
 from bot.diagnosis.promql import vllm_selector
 from bot.diagnosis.runbooks import Runbook
 from bot.models import CheckResult, Diagnosis, Scope
+from bot.remediation.requests import Asked
 from bot.slack.charts import CHARTS, fill, label_series, render_png
 from bot.slack.diagnosis_blocks import diagnosis_message, progress_message
 from bot.slack.services import Services
@@ -56,17 +56,13 @@ async def diagnose_to_slack(
     started = time.monotonic()
     d = await diagnose(runbook, scope, metrics, svc.options, on_check)
     svc.metrics.diagnosis_seconds.labels(runbook.id).observe(time.monotonic() - started)
-    ttl = timedelta(seconds=svc.settings.action_request_ttl_s)
     request_ids = [
         await asyncio.to_thread(
-            svc.store.create_action_request,
-            kind=a.kind,
-            target=a.target,
-            params=a.params,
+            svc.remediation.offer,
+            Asked(a.kind, a.target, a.params),
             reason=a.reason,
             runbook=runbook.id,
             channel=channel,
-            ttl=ttl,
             cluster=scope.cluster,
             scope=dict(scope.labels),
             origin={"channel": channel, "message_ts": ts, "thread_ts": thread_ts, **(origin or {})},
