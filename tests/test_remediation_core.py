@@ -71,8 +71,10 @@ def core(database_url: str, kube: FakeKubernetes, recorder: Recorder) -> Remedia
 def test_a_confirmed_scale_reports_its_steps_in_order(tmp_path: Path, kube: FakeKubernetes) -> None:
     recorder = Recorder()
     remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
-    request_id = remediation.offer(
-        Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test", runbook="rb"
+    request_id = asyncio.run(
+        remediation.offer(
+            Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test", runbook="rb"
+        )
     )
     alice = Actor("U1", "alice")
     preview = asyncio.run(remediation.preview(request_id, alice))
@@ -97,8 +99,8 @@ def test_a_confirmed_scale_reports_its_steps_in_order(tmp_path: Path, kube: Fake
 def test_refusals_reach_only_the_front_end(tmp_path: Path, kube: FakeKubernetes) -> None:
     recorder = Recorder()
     remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
-    request_id = remediation.offer(
-        Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test"
+    request_id = asyncio.run(
+        remediation.offer(Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test")
     )
     asyncio.run(remediation.confirm(request_id, Actor("U2", "mallory"), {}))
     (refused,) = recorder.events
@@ -112,8 +114,8 @@ def test_refusals_reach_only_the_front_end(tmp_path: Path, kube: FakeKubernetes)
 def test_a_busy_target_runs_nothing(tmp_path: Path, kube: FakeKubernetes) -> None:
     recorder = Recorder()
     remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
-    request_id = remediation.offer(
-        Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test"
+    request_id = asyncio.run(
+        remediation.offer(Asked("scale", "deployment/ml/llama", {"replicas": 4}), reason="test")
     )
     assert remediation.store.lock_target("deployment/ml/llama", "someone-else")
     asyncio.run(remediation.confirm(request_id, Actor("U1", "alice"), {}))

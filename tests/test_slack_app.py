@@ -132,16 +132,25 @@ def test_diagnose_posts_then_updates_in_place_and_charts(world: World) -> None:
 
 
 def test_action_button_opens_the_plan(world: World) -> None:
-    messages = world.slack.messages("C123")
-    values = [
-        element["value"]
-        for m in messages
-        for block in m.blocks or []
-        for element in ([block.get("accessory")] if block.get("accessory") else [])
-        + block.get("elements", [])
-        if isinstance(element, dict) and element.get("action_id") == ids.ACTION_BUTTON
-    ]
-    assert values, "the diagnosis offered an action"
+    world.stack.switch("kv_cache_pressure", seed=5)
+    time.sleep(3)
+    seen = {m.ts for m in world.slack.messages("C123")}
+    world.command("diagnose kv_cache_pressure ns=inference")
+
+    def offered() -> list[str]:
+        values = [
+            element["value"]
+            for m in world.slack.messages("C123")
+            if m.ts not in seen
+            for block in m.blocks or []
+            for element in ([block.get("accessory")] if block.get("accessory") else [])
+            + block.get("elements", [])
+            if isinstance(element, dict) and element.get("action_id") == ids.ACTION_BUTTON
+        ]
+        assert values, "the diagnosis offered an action"
+        return values
+
+    values = eventually(offered, timeout_s=40)
     assert all("scale" not in v and "deployment/" not in v for v in values), "opaque ids only"
     body = block_action_body(ids.ACTION_BUTTON, values[0], trigger_id=world.slack.new_trigger_id())
     assert send_signed(f"{world.bot.url}/slack/events", body, SECRET).status == 200

@@ -31,7 +31,7 @@ from bot.remediation.events import (
     Started,
     Verified,
 )
-from bot.remediation.flow import Remediation
+from bot.remediation.flow import AmbiguousTarget, Remediation
 from bot.remediation.requests import RequestSyntaxError, parse_action
 from bot.sources.prometheus import MetricsSource, PrometheusSource
 from bot.store import Store
@@ -143,18 +143,18 @@ def cmd_act(args: argparse.Namespace) -> int:
         asked = parse_action(args.verb, list(args.words))
     except RequestSyntaxError as exc:
         raise UsageError(str(exc).replace("`", "")) from exc
-    settings.cluster(args.cluster)  # an unknown cluster is a usage error, before anything
-    request_id = remediation.offer(
-        asked, reason=f"asked for with `vllm-chatops act` by {actor.name}", cluster=args.cluster
-    )
+    reason = f"asked for with `vllm-chatops act` by {actor.name}"
+    try:
+        request_id = asyncio.run(remediation.offer(asked, reason=reason, cluster=args.cluster))
+    except AmbiguousTarget as exc:
+        raise UsageError(str(exc).replace("cluster=NAME", "--cluster NAME")) from exc
     out.print(f"request {request_id}: {escape(asked.kind)} {escape(asked.target)}")
     preview = asyncio.run(remediation.preview(request_id, actor))
     show(preview)
-    if preview.plan is None:
+    if not preview.executable:  # a failed plan or a denial (audited when shown)
         return EXIT_PROBLEM
-    if preview.error is None and not _confirmed(args.yes):
+    if not _confirmed(args.yes):
         out.print("not confirmed; nothing changed")
         return EXIT_PROBLEM
-    # a denied request is confirmed too: the refusal is audited, as in Slack
     asyncio.run(remediation.confirm(request_id, actor, {}))
     return EXIT_OK if reporter.ok else EXIT_PROBLEM

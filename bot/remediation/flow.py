@@ -10,6 +10,7 @@ is read from the database and re-checked here. Each step is reported to the fron
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from bot.diagnosis.engine import DiagnosisOptions, diagnose
 from bot.diagnosis.runbooks import Runbook
 from bot.models import ActionKind, Scope
 from bot.remediation.actions import get_action, silence
-from bot.remediation.actions.base import ActionError, Plan
+from bot.remediation.actions.base import ActionError, Plan, parse_target
 from bot.remediation.audit import AuditEventType, AuditLog
 from bot.remediation.events import (
     BOT,
@@ -40,7 +41,7 @@ from bot.remediation.events import (
     Verified,
 )
 from bot.remediation.policy import Decision, can_approve, decide
-from bot.remediation.requests import Asked
+from bot.remediation.requests import Asked, apply_edits
 from bot.sources.alertmanager import AlertmanagerClient, AlertmanagerError
 from bot.sources.kubernetes import KubeClient, KubernetesError, KubeTarget
 from bot.sources.prometheus import MetricsSource
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 NOT_EXECUTABLE = {"config"}  # a change a person makes in the deployment's configuration
 HANDLED = "this request expired or was already handled; run the diagnosis again"
 RUN_ERRORS = (ActionError, KubernetesError, AlertmanagerError, silence.SilenceError)
+
+
+class AmbiguousTarget(ValueError):
+    """The target exists in several configured clusters: the person must say which."""
 
 
 def namespace_of(target: str) -> str:
@@ -85,13 +90,6 @@ def _expired(req: ActionRequest) -> bool:
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=utcnow().tzinfo)
     return expires < utcnow()
-
-
-def _merge_params(req: ActionRequest, edited: dict[str, str]) -> dict[str, Any]:
-    params = dict(req.params)
-    for key, value in edited.items():
-        params[key] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
-    return params
 
 
 @dataclass
@@ -155,7 +153,7 @@ class Remediation:
 
     # --- offer, plan ----------------------------------------------------------------------
 
-    def offer(
+    async def offer(
         self,
         asked: Asked,
         *,
@@ -166,8 +164,18 @@ class Remediation:
         scope: dict[str, str] | None = None,
         origin: dict[str, Any] | None = None,
     ) -> str:
-        """Record a request someone may confirm until it expires; its opaque id."""
-        return self.store.create_action_request(
+        """Record a request someone may confirm until it expires; its opaque id.
+
+        The cluster it acts on is decided here, once, and stored: plan, policy, approval,
+        lock, execution and audit all read it from the request. Without ``cluster`` and
+        with several clusters configured, the one where the target exists is chosen;
+        :class:`AmbiguousTarget` if that is more than one.
+        """
+        resolved = (
+            self.settings.cluster(cluster).name if cluster or runbook else await self.locate(asked)
+        )
+        return await asyncio.to_thread(
+            self.store.create_action_request,
             kind=asked.kind,
             target=asked.target,
             params=dict(asked.params),
@@ -175,10 +183,43 @@ class Remediation:
             runbook=runbook,
             channel=channel,
             ttl=timedelta(seconds=self.settings.action_request_ttl_s),
-            cluster=cluster,
+            cluster=resolved,
             scope=scope,
             origin=origin,
         )
+
+    async def locate(self, asked: Asked) -> str:
+        """The configured cluster ``asked`` is about, when the person named none."""
+        clusters = self.settings.effective_clusters()
+        if len(clusters) == 1:
+            return clusters[0].name
+        if asked.kind in ("silence", "unsilence"):
+            if len({str(c.alertmanager_url) for c in clusters}) == 1:
+                return clusters[0].name
+            names = ", ".join(c.name for c in clusters)
+            raise AmbiguousTarget(
+                f"each cluster has its own Alertmanager ({names}): say which with cluster=NAME"
+            )
+        found = [c.name for c in clusters if await self._may_hold(c.name, asked.target)]
+        if len(found) == 1:
+            return found[0]
+        if not found:  # nowhere: the first cluster's plan will say it was not found
+            return clusters[0].name
+        raise AmbiguousTarget(
+            f"{asked.target} may exist in clusters {', '.join(found)}: say which with cluster=NAME"
+        )
+
+    async def _may_hold(self, cluster: str, target: str) -> bool:
+        """Whether ``target`` exists in ``cluster`` (True when the cluster cannot say)."""
+        t = parse_target(target)
+        client = kube_for(self.settings, cluster)
+        try:
+            await client.get(t.kind, t.name, t.namespace)
+            return True
+        except KubernetesError as exc:
+            return exc.status != 404
+        finally:
+            await client.close()
 
     async def plan(self, req: ActionRequest, params: dict[str, Any]) -> Plan:
         """What would change, computed from the live cluster (server-side dry run)."""
@@ -200,25 +241,22 @@ class Remediation:
         finally:
             await client.close()
 
-    async def _plan_text(self, req: ActionRequest, params: dict[str, Any]) -> str:
-        try:
-            plan = await self.plan(req, params)
-        except (ActionError, KubernetesError) as exc:
-            return f"plan unavailable: {exc}"
-        return "; ".join([plan.summary, *plan.changes])
-
     async def preview(self, request_id: str, actor: Actor) -> Preview:
         """The live plan and whether ``actor`` may confirm it; changes nothing."""
         req = self.store.action_request(request_id)
         if req is None or _expired(req) or req.state != "offered":
             return Preview(request_id, None, error=HANDLED)
-        decision = self._decision(req, await self.with_groups(actor))
+        actor = await self.with_groups(actor)
+        decision = self._decision(req, actor)
         try:
             plan = await self.plan(req, dict(req.params))
         except (ActionError, KubernetesError) as exc:
             return Preview(request_id, req, error=str(exc))
-        error = None if decision.allowed else decision.reason
-        if req.kind in NOT_EXECUTABLE:
+        error = None
+        if not decision.allowed:
+            error = decision.reason
+            self._audit("denied", req, actor, outcome=decision.reason)
+        elif req.kind in NOT_EXECUTABLE:
             error = "This is a change for a person to make; there is nothing to execute."
         return Preview(request_id, req, plan, error, decision.needs_approval)
 
@@ -234,7 +272,10 @@ class Remediation:
                 self.store.expire_requests()
             await self._report(Refused(req, actor, "this request expired or was already handled"))
             return
-        params = _merge_params(req, edited)
+        params, problems = apply_edits(req.kind, req.params, edited)
+        if problems:
+            await self._report(Refused(req, actor, "; ".join(problems.values())))
+            return
         actor = await self.with_groups(actor)
         decision = self._decision(req, actor)
         if not decision.allowed or req.kind in NOT_EXECUTABLE:
@@ -242,21 +283,26 @@ class Remediation:
             self._audit("denied", req, actor, outcome=reason)
             await self._report(Refused(req, actor, reason))
             return
+        try:  # re-plan with what was confirmed: a plan that fails never runs
+            plan = await self.plan(req, params)
+        except (ActionError, KubernetesError) as exc:
+            await self._report(Refused(req, actor, f"the plan failed, nothing was done: {exc}"))
+            return
+        plan_text = "; ".join([plan.summary, *plan.changes])
         if decision.needs_approval:
             if not self.store.transition(
                 req.id, ("offered",), "awaiting_approval", requested_by=actor.id, params=params
             ):
                 return
-            plan = await self._plan_text(req, params)
-            self._audit("approval_requested", req, actor, plan=plan)
-            await self._report(ApprovalRequested(req, actor, plan))
+            self._audit("approval_requested", req, actor, plan=plan_text)
+            await self._report(ApprovalRequested(req, actor, plan_text))
             return
         if not self.store.transition(
             req.id, ("offered",), "executing", requested_by=actor.id, params=params
         ):
             return  # another click won
         try:
-            self._audit("requested", req, actor, plan=await self._plan_text(req, params))
+            self._audit("requested", req, actor, plan=plan_text)
         except Exception:  # an unrecorded request must not run
             log.exception("cannot audit request %s; not executing it", req.id)
             self.store.transition(req.id, ("executing",), "failed", outcome="audit log unavailable")

@@ -6,15 +6,35 @@ Shared by every front end: `/vllm drain gpu-node-7` in Slack and
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from bot.remediation.actions.base import DNS_LABEL, DNS_SUBDOMAIN
+from bot.remediation.actions.silence import SilenceError, parse_duration
 
 ACTION_VERBS = ("scale", "rollback", "restart", "drain", "uncordon", "silence", "unsilence")
 WORKLOAD_KINDS = ("deployment", "statefulset", "rollout")
 
 
+SILENCE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
 class RequestSyntaxError(ValueError):
     """The words do not form a request; the message says the expected usage."""
+
+
+def check_name(what: str, value: str, pattern: re.Pattern[str] = DNS_SUBDOMAIN) -> str:
+    """``value`` if it is a valid Kubernetes name, else a RequestSyntaxError saying the rule."""
+    if pattern.match(value):
+        return value
+    rule = (
+        "a DNS label: lower-case letters, digits and '-', at most 63"
+        if pattern is DNS_LABEL
+        else "a DNS subdomain: lower-case letters, digits, '-' and '.', at most 253"
+    )
+    raise RequestSyntaxError(f"`{value}` is not a valid {what} name ({rule})")
 
 
 @dataclass(frozen=True)
@@ -28,12 +48,15 @@ def _workload(word: str) -> str:
     """`ns/name` → deployment/ns/name; `kind/ns/name` as given."""
     parts = word.split("/")
     if len(parts) == 2 and all(parts):
-        return f"deployment/{parts[0]}/{parts[1]}"
-    if len(parts) == 3 and parts[0] in WORKLOAD_KINDS and all(parts):
-        return word
-    raise RequestSyntaxError(
-        f"`{word}` is not NAMESPACE/NAME or deployment|statefulset/NAMESPACE/NAME"
-    )
+        parts = ["deployment", *parts]
+    if len(parts) != 3 or parts[0] not in WORKLOAD_KINDS or not all(parts):
+        raise RequestSyntaxError(
+            f"`{word}` is not NAMESPACE/NAME or deployment|statefulset/NAMESPACE/NAME"
+        )
+    kind, namespace, name = parts
+    check_name("namespace", namespace, DNS_LABEL)
+    check_name(kind, name)
+    return f"{kind}/{namespace}/{name}"
 
 
 def parse_action(verb: str, words: list[str]) -> Asked:
@@ -49,13 +72,86 @@ def parse_action(verb: str, words: list[str]) -> Asked:
     if verb in ("drain", "uncordon"):
         if len(words) != 1 or "/" in words[0]:
             raise RequestSyntaxError(f"usage: `{verb} NODE`")
-        return Asked(verb, f"node/{words[0]}")
+        return Asked(verb, f"node/{check_name('node', words[0])}")
     if verb == "unsilence":
-        if len(words) != 1:
-            raise RequestSyntaxError("usage: `unsilence SILENCE_ID`")
+        if len(words) != 1 or not SILENCE_ID.match(words[0]):
+            raise RequestSyntaxError("usage: `unsilence SILENCE_ID` (the id Alertmanager gave)")
         return Asked("unsilence", words[0])
     if verb == "silence":
         if len(words) != 2:
             raise RequestSyntaxError("usage: `silence ALERTNAME{label=value,…} DURATION` (e.g. 2h)")
         return Asked("silence", words[0], {"duration": words[1]})
     raise RequestSyntaxError(f"unknown action `{verb}`; known: {', '.join(ACTION_VERBS)}")
+
+
+# --- parameters a person may change before confirming ---------------------------------------
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not low <= int(text) <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}, not {text!r}")
+        return int(text)
+
+    return parse
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text.strip())
+    except SilenceError as exc:
+        raise ValueError(str(exc)) from exc
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class Editable:
+    name: str
+    label: str
+    parse: Callable[[str], Any]  # raises ValueError saying what is expected
+
+
+EDITABLE: dict[str, tuple[Editable, ...]] = {
+    "scale": (Editable("replicas", "Replicas", _whole_number(0, 10_000)),),
+    "drain": (Editable("timeout_s", "Eviction timeout (seconds)", _whole_number(1, 86_400)),),
+    "silence": (Editable("duration", "Duration (e.g. 30m, 2h)", _duration),),
+}
+
+
+def apply_edits(
+    kind: str, params: Mapping[str, Any], edited: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``params`` with the edits ``kind`` declares applied, and the problems by name.
+
+    A name the kind does not declare editable is a problem, never a new parameter.
+    """
+    declared = {e.name: e for e in EDITABLE.get(kind, ())}
+    out = dict(params)
+    problems: dict[str, str] = {}
+    for name, text in edited.items():
+        editable = declared.get(name)
+        if editable is None:
+            problems[name] = f"`{name}` cannot be changed for a {kind}"
+            continue
+        try:
+            out[name] = editable.parse(text)
+        except ValueError as exc:
+            problems[name] = str(exc)
+    return out, problems
+
+
+def check_edits(edited: Mapping[str, str]) -> dict[str, str]:
+    """Problems with edited values by parameter name, whatever the kind (for a form's inline
+    errors before anything is accepted; :func:`apply_edits` checks against the kind)."""
+    by_name = {e.name: e for editables in EDITABLE.values() for e in editables}
+    problems: dict[str, str] = {}
+    for name, text in edited.items():
+        editable = by_name.get(name)
+        if editable is None:
+            problems[name] = f"`{name}` cannot be changed"
+            continue
+        try:
+            editable.parse(text)
+        except ValueError as exc:
+            problems[name] = str(exc)
+    return problems

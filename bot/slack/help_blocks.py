@@ -62,6 +62,12 @@ def usage_error(problem: str) -> Message:
     return Message(text=fallback(f"{ids.COMMAND}: {problem}"), blocks=finish(blocks))
 
 
+def refusal(problem: str) -> Message:
+    """What is wrong and what to do (escaped), nothing else: no usage text."""
+    text = f"{STATUS_EMOJI['warn']} {fit(problem.strip() or 'refused', 1000)}"
+    return Message(text=fallback(problem), blocks=finish([section(text)]))
+
+
 def runbook_message(rb: Runbook) -> Message:
     """One runbook: title, summary, the checks it runs, remediation and links."""
     blocks: list[Block] = [

@@ -14,12 +14,25 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.config import ConfigError
 from bot.remediation.events import Actor
-from bot.remediation.requests import Asked
+from bot.remediation.flow import AmbiguousTarget
+from bot.remediation.requests import Asked, check_edits
 from bot.slack import ids
 from bot.slack.block_kit import Message
-from bot.slack.help_blocks import help_message, runbook_message, runbooks_message, usage_error
+from bot.slack.help_blocks import (
+    help_message,
+    refusal,
+    runbook_message,
+    runbooks_message,
+    usage_error,
+)
 from bot.slack.live import diagnose_to_slack
-from bot.slack.remediation_blocks import audit_message, loading_view, plan_view, submitted_params
+from bot.slack.remediation_blocks import (
+    PARAM_BLOCK,
+    audit_message,
+    loading_view,
+    plan_view,
+    submitted_params,
+)
 from bot.slack.services import Services
 from bot.slack.slash import SlashError, SlashRequest, parse
 
@@ -39,16 +52,15 @@ def register(app: AsyncApp, svc: Services) -> None:
 
     @app.view(ids.ACTION_PLAN_VIEW)
     async def confirmed(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        edited = submitted_params((view.get("state") or {}).get("values") or {})
+        problems = check_edits(edited)
+        if problems:  # shown under the fields; the modal stays open, nothing is posted
+            errors = {f"{PARAM_BLOCK}{name}": text[:150] for name, text in problems.items()}
+            await ack(response_action="errors", errors=errors)
+            return
         await ack()
-        values = (view.get("state") or {}).get("values") or {}
-        svc.spawn(
-            svc.remediation.confirm(
-                str(view.get("private_metadata", "")),
-                actor_of(body),
-                submitted_params(values),
-            ),
-            "action confirmed",
-        )
+        request_id = str(view.get("private_metadata", ""))
+        svc.spawn(svc.remediation.confirm(request_id, actor_of(body), edited), "confirm")
 
     @app.action(ids.APPROVE_BUTTON)
     async def approve(ack: Any, body: dict[str, Any]) -> None:
@@ -112,7 +124,7 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
         await _reply(svc, command, respond, audit_message(events, request.target))
         return
     if request.verb == "action":
-        await offer_action(svc, command, request)
+        await offer_action(svc, command, respond, request)
         return
     assert request.runbook is not None
     runbook = svc.runbooks[request.runbook]
@@ -134,18 +146,23 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
         )
 
 
-async def offer_action(svc: Services, command: dict[str, Any], request: SlashRequest) -> None:
+async def offer_action(
+    svc: Services, command: dict[str, Any], respond: Any, request: SlashRequest
+) -> None:
     """`/vllm scale|rollback|restart|drain|uncordon|silence …`: the same plan-and-confirm
     modal as a recommended action's button."""
     assert request.kind is not None and request.target is not None
     asked = Asked(request.kind, request.target, request.params)
-    request_id = await asyncio.to_thread(
-        svc.remediation.offer,
-        asked,
-        reason=f"asked for with /vllm by <@{command.get('user_id', '')}>",
-        cluster=request.scope.cluster,
-        channel=command.get("channel_id"),
-    )
+    try:
+        request_id = await svc.remediation.offer(
+            asked,
+            reason=f"asked for with /vllm by <@{command.get('user_id', '')}>",
+            cluster=request.scope.cluster,
+            channel=command.get("channel_id"),
+        )
+    except (AmbiguousTarget, ConfigError) as exc:
+        await _reply(svc, command, respond, refusal(str(exc)))
+        return
     view_id = await svc.outbox.open_view(command["trigger_id"], loading_view(request_id))
     if view_id is not None:
         actor = Actor(id=command.get("user_id", ""), name=command.get("user_name", ""))

@@ -57,8 +57,7 @@ async def diagnose_to_slack(
     d = await diagnose(runbook, scope, metrics, svc.options, on_check)
     svc.metrics.diagnosis_seconds.labels(runbook.id).observe(time.monotonic() - started)
     request_ids = [
-        await asyncio.to_thread(
-            svc.remediation.offer,
+        await svc.remediation.offer(
             Asked(a.kind, a.target, a.params),
             reason=a.reason,
             runbook=runbook.id,

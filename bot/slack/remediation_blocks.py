@@ -19,17 +19,13 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.remediation.events import Preview
+from bot.remediation.requests import EDITABLE
 from bot.slack import ids
 from bot.slack.block_kit import Message
 from bot.slack.mrkdwn import escape, truncate
 
-# The parameters a person may change in the modal, per action kind.
-EDITABLE: dict[str, tuple[tuple[str, str], ...]] = {
-    "scale": (("replicas", "Replicas"),),
-    "drain": (("timeout_s", "Eviction timeout (seconds)"),),
-    "silence": (("duration", "Duration (e.g. 30m, 2h)"),),
-}
 SECTION_MAX = 2900
+PARAM_BLOCK = "param_"  # block ids of editable parameters: param_<name>
 
 
 def _md(text: str) -> MarkdownTextObject:
@@ -63,11 +59,12 @@ def confirm_view(
         blocks.append(SectionBlock(text=_md(_lines("What will change", list(changes)))))
     if warnings:
         blocks.append(SectionBlock(text=_md(_lines(":warning: Warnings", list(warnings)))))
-    for name, label in EDITABLE.get(kind, ()):
+    for editable in EDITABLE.get(kind, ()) if error is None else ():
+        name = editable.name
         blocks.append(
             InputBlock(
-                block_id=f"param_{name}",
-                label=PlainTextObject(text=label),
+                block_id=f"{PARAM_BLOCK}{name}",
+                label=PlainTextObject(text=editable.label),
                 element=PlainTextInputElement(
                     action_id=name, initial_value=str(params.get(name, "") or "")
                 ),
@@ -87,7 +84,10 @@ def confirm_view(
         callback_id=ids.ACTION_PLAN_VIEW,
         private_metadata=request_id,
         title=PlainTextObject(text=truncate(f"Confirm {kind}", 24)),
-        submit=PlainTextObject(text="Request approval" if needs_approval else "Confirm"),
+        # nothing to confirm when the plan failed or the person may not run it
+        submit=None
+        if error
+        else PlainTextObject(text="Request approval" if needs_approval else "Confirm"),
         close=PlainTextObject(text="Cancel"),
         blocks=blocks,
     )
@@ -119,7 +119,7 @@ def submitted_params(state_values: Mapping[str, Any]) -> dict[str, str]:
     """Editable parameters from a view_submission's ``view.state.values``."""
     out: dict[str, str] = {}
     for block_id, actions in state_values.items():
-        if not block_id.startswith("param_") or not isinstance(actions, Mapping):
+        if not block_id.startswith(PARAM_BLOCK) or not isinstance(actions, Mapping):
             continue
         for action_id, element in actions.items():
             value = element.get("value") if isinstance(element, Mapping) else None

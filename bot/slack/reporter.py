@@ -14,7 +14,7 @@ from bot.remediation.events import (
     Started,
     Verified,
 )
-from bot.slack.help_blocks import usage_error
+from bot.slack.help_blocks import refusal
 from bot.slack.outbox import Outbox
 from bot.slack.remediation_blocks import approval_message, status_message
 
@@ -33,7 +33,7 @@ class SlackReporter:
         match event:
             case Refused(reason=reason):
                 if req.channel:  # only the person who clicked needs to know
-                    await self.outbox.ephemeral(req.channel, actor.id, usage_error(reason))
+                    await self.outbox.ephemeral(req.channel, actor.id, refusal(reason))
                 return None
             case ApprovalRequested(plan=plan):
                 message = approval_message(req.id, actor.id, req.kind, req.target, plan)

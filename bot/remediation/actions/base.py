@@ -7,6 +7,7 @@ server-side dry run where it can) and says exactly what would change; nothing is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -26,6 +27,14 @@ TARGET_KINDS: dict[str, str] = {
     "pod": "Pod",
     "node": "Node",
 }
+
+
+# Kubernetes object names: a DNS label (namespaces) or a DNS subdomain (nodes, workloads).
+# Checked before a name reaches a URL.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 
 
 class ActionError(ValueError):
@@ -82,11 +91,13 @@ def parse_target(target: str, allowed: tuple[str, ...] | None = None) -> Target:
             f"target {target!r}: this action works on {' or '.join(allowed)} targets, not {kind}"
         )
     if kind == "node":
-        if len(parts) != 2 or not parts[1]:
-            raise ActionError(f"target {target!r}: expected node/NAME")
+        if len(parts) != 2 or not DNS_SUBDOMAIN.match(parts[1]):
+            raise ActionError(f"target {target!r}: expected node/NAME (a DNS subdomain)")
         return Target(kind, None, parts[1])
-    if len(parts) != 3 or not parts[1] or not parts[2]:
-        raise ActionError(f"target {target!r}: expected {kind}/NAMESPACE/NAME")
+    if len(parts) != 3 or not DNS_LABEL.match(parts[1]) or not DNS_SUBDOMAIN.match(parts[2]):
+        raise ActionError(
+            f"target {target!r}: expected {kind}/NAMESPACE/NAME (a DNS label and a DNS subdomain)"
+        )
     return Target(kind, parts[1], parts[2])
 
 

@@ -118,6 +118,7 @@ class DrainAction:
         if retry_s <= 0:
             raise ActionError("parameter 'retry_interval_s' must be positive")
         deadline = time.monotonic() + timeout_s
+        await client.get("Node", t.name)  # read before writing: a missing node stops here
         await cordon(client, t.name, True)
         await report(progress, f"cordoned node {t.name}")
 
@@ -236,6 +237,7 @@ class UncordonAction:
         progress: Progress | None = None,
     ) -> Outcome:
         t = parse_target(target, ("node",))
+        await client.get("Node", t.name)  # read before writing
         updated = await cordon(client, t.name, False)
         schedulable = not (updated.get("spec") or {}).get("unschedulable")
         await report(progress, f"uncordoned node {t.name}")

@@ -74,6 +74,7 @@ class RestartAction:
         progress: Progress | None = None,
     ) -> Outcome:
         t: Target = parse_target(target, ("deployment", "statefulset"))
+        await client.get(t.kind, t.name, t.namespace)  # read before writing: 404 stops here
         stamp = _now()
 
         async def attempt() -> Obj:
