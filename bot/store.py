@@ -93,6 +93,7 @@ class ActionRequest(Base):
     # a verification re-check is due at this time (None: none pending, or claimed)
     verify_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     verify_ref: Mapped[str | None] = mapped_column(String(128))  # where the result was shown
+    approval_ref: Mapped[str | None] = mapped_column(String(128))  # where approval was asked
 
 
 class TargetLock(Base):
@@ -294,6 +295,15 @@ class Store:
                 .values(state=to_state, **fields)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def note(self, request_id: str, **fields: Any) -> None:
+        """Record facts about a request that do not change its state (e.g. where it was shown)."""
+        with self.session() as s, s.begin():
+            s.execute(update(ActionRequest).where(ActionRequest.id == request_id).values(**fields))
+
+    def lock_holder(self, target: str) -> TargetLock | None:
+        with self.session() as s:
+            return s.get(TargetLock, target)
 
     def lock_target(self, target: str, request_id: str) -> bool:
         try:

@@ -12,11 +12,12 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from bot_runner import BotRunner
 from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
-from fakes.slack import FakeSlack, send_signed, slash_command_body
+from fakes.slack import FakeSlack, Message, block_action_body, send_signed, slash_command_body
 from fakes.slack import view_submission_body as submission
 from fleet_stack import eventually
 
@@ -234,3 +235,117 @@ def test_a_denial_is_shown_without_confirm_audited_and_refused_plainly(world: Wo
     text = eventually(refused, timeout_s=10)
     assert "may not scale" in text and "Usage" not in text
     assert not [w for w in world.writes(world.x) if name in w]
+
+
+def fresh_node(kube: FakeKubernetes, pods: int = 0) -> str:
+    name = f"gpu-node-{time.monotonic_ns() % 10**9}"
+    kube.add_node(name)
+    for i in range(pods):
+        kube.add_pod("serving", f"{name}-pod-{i}", name, {"app": "llama"})
+    return name
+
+
+def _approval_message(world: World, request_id: str) -> Message:
+    for m in world.slack.messages(CHANNEL):
+        if request_id in json.dumps(m.blocks) and ids.APPROVE_BUTTON in json.dumps(m.blocks):
+            return m
+    raise AssertionError("no approval request yet")
+
+
+def click(world: World, action_id: str, value: str, user: str) -> None:
+    body = block_action_body(action_id, value, user_id=user, channel_id=CHANNEL, user_name=user)
+    assert send_signed(world.events(), body, SECRET).status == 200
+    world.bot.drain()
+
+
+def test_the_approval_message_says_who_decided_and_loses_its_buttons(world: World) -> None:
+    node = fresh_node(world.x)
+    world.slash(f"drain {node} cluster=prod-x")
+    request_id = _request_id(world.plan_view(node))
+    world.submit(request_id)
+    asked = eventually(lambda: _approval_message(world, request_id), timeout_s=10)
+    click(world, ids.APPROVE_BUTTON, request_id, user="U2")
+    updated = next(m for m in world.slack.messages(CHANNEL) if m.ts == asked.ts)
+    text = json.dumps(updated.blocks)
+    assert "U2 approved drain" in text and ids.APPROVE_BUTTON not in text
+    cordoned = world.x.get("nodes", None, node)
+    assert cordoned is not None and cordoned["spec"].get("unschedulable") is True
+    # a late click on the old message is told what happened, nothing runs twice
+    click(world, ids.REJECT_BUTTON, request_id, user="U1")
+    late = [e for e in world.slack.ephemerals if e.user == "U1"]
+    assert late and "already done" in json.dumps(late[-1].blocks)
+
+
+def test_a_second_confirmation_is_told_what_won(world: World) -> None:
+    name = fresh_deployment(world.y)
+    world.slash(f"scale serving/{name} 3 cluster=prod-y")
+    request_id = _request_id(world.plan_view(f"{name} from 2 to 3"))
+    world.submit(request_id, {"param_replicas": {"replicas": "3"}})
+    world.submit(request_id, {"param_replicas": {"replicas": "3"}}, user="U2")
+    told = [json.dumps(e.blocks) for e in world.slack.ephemerals if e.user == "U2"]
+    assert told and "already done" in told[-1] and "confirmed by U1" in told[-1]
+    assert len([w for w in world.writes(world.y) if name in w]) == 1
+
+
+def test_unknown_request_ids_get_a_plain_answer(world: World) -> None:
+    answer = world.submit("no-such-request")
+    assert answer.get("response_action") == "update"
+    assert "there is no action request" in json.dumps(answer.get("view"))
+    click(world, ids.APPROVE_BUTTON, "no-such-request", user="U2")
+    told = [json.dumps(e.blocks) for e in world.slack.ephemerals if e.user == "U2"]
+    assert told and "there is no action request" in told[-1]
+
+
+def test_a_busy_target_names_what_holds_it(world: World) -> None:
+    name = fresh_deployment(world.y)
+    target = f"deployment/serving/{name}"
+    store = Store(world.db)
+    holder = store.create_action_request(
+        kind="restart",
+        target=target,
+        params={},
+        reason="holder",
+        runbook="",
+        channel=CHANNEL,
+        ttl=timedelta(minutes=5),
+    )
+    store.transition(holder, ("offered",), "executing", requested_by="U2")
+    assert store.lock_target(target, holder)
+    world.slash(f"scale serving/{name} 5 cluster=prod-y")
+    world.submit(_request_id(world.plan_view(f"{name} from 2 to 5")))
+    texts = [json.dumps(m.blocks) for m in world.slack.messages(CHANNEL)]
+    busy = [t for t in texts if ":lock:" in t and name in t]
+    assert busy and "restart started by U2" in busy[-1]
+    store.unlock_target(target, holder)
+
+
+def test_results_read_as_sentences_in_the_thread_they_came_from(world: World) -> None:
+    node = fresh_node(world.y, pods=2)
+    parent = "1700000000.000100"  # the diagnosis message that offered the drain
+    request_id = Store(world.db).create_action_request(
+        kind="drain",
+        target=f"node/{node}",
+        params={"timeout_s": 30},
+        reason="Xid 79",
+        runbook="gpu_hardware_failure",
+        channel=CHANNEL,
+        ttl=timedelta(minutes=5),
+        cluster="prod-y",
+        origin={"channel": CHANNEL, "message_ts": parent},
+    )
+    world.submit(request_id)
+
+    def result() -> Message:
+        done = [
+            m
+            for m in world.slack.messages(CHANNEL, thread_ts=parent)
+            if m.ts != parent and "drained node" in json.dumps(m.blocks)
+        ]
+        assert done
+        return done[-1]
+
+    message = eventually(result, timeout_s=15)
+    assert message.thread_ts == parent
+    text = json.dumps(message.blocks)
+    assert f"evicted: serving/{node}-pod-0, serving/{node}-pod-1" in text
+    assert "['" not in text and "{}" not in text and "not_evicted" not in text

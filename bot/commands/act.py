@@ -21,6 +21,7 @@ from bot.remediation.audit import AuditLog
 from bot.remediation.events import (
     Actor,
     ApprovalRequested,
+    Approved,
     Busy,
     Event,
     Finished,
@@ -30,8 +31,9 @@ from bot.remediation.events import (
     Rejected,
     Started,
     Verified,
+    describe_details,
 )
-from bot.remediation.flow import AmbiguousTarget, Remediation
+from bot.remediation.flow import AmbiguousTarget, Remediation, UnknownRequest
 from bot.remediation.requests import RequestSyntaxError, parse_action
 from bot.sources.prometheus import MetricsSource, PrometheusSource
 from bot.store import Store
@@ -58,7 +60,10 @@ class TerminalReporter:
                     f"person: vllm-chatops act approve {req.id} --as USER "
                     f"(or reject {req.id})"
                 )
+            case Approved():
+                out.print(f"approved by {escape(event.actor.name)}: {what}")
             case Rejected():
+                self.ok = True
                 out.print(f"rejected by {escape(event.actor.name)}: {what}")
             case Busy():
                 out.print(f"[red]busy:[/red] another action is running on {escape(req.target)}")
@@ -70,8 +75,8 @@ class TerminalReporter:
                 self.ok = ok
                 mark = "[green]done:[/green]" if ok else "[red]failed:[/red]"
                 out.print(f"{mark} {escape(summary)}")
-                for key, value in details.items():
-                    out.print(f"  {escape(str(key))}: {escape(str(value))}")
+                for line in describe_details(details):
+                    out.print(f"  {escape(line)}")
                 if delay is not None:
                     out.print(f"verification re-check due in {delay:g} s (run by the bot)")
             case Verified(headline=headline):
@@ -137,8 +142,11 @@ def cmd_act(args: argparse.Namespace) -> int:
     if args.verb in ("approve", "reject"):
         if len(args.words) != 1:
             raise UsageError(f"usage: act {args.verb} REQUEST_ID [--as USER]")
-        asyncio.run(remediation.approve(args.words[0], actor, args.verb == "approve"))
-        return EXIT_OK if reporter.ok or args.verb == "reject" else EXIT_PROBLEM
+        try:
+            asyncio.run(remediation.approve(args.words[0], actor, args.verb == "approve"))
+        except UnknownRequest as exc:
+            raise UsageError(str(exc)) from exc
+        return EXIT_OK if reporter.ok else EXIT_PROBLEM
     try:
         asked = parse_action(args.verb, list(args.words))
     except RequestSyntaxError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from bot.remediation.actions.base import Plan
@@ -67,13 +68,21 @@ class ApprovalRequested(Event):
 
 
 @dataclass(frozen=True)
+class Approved(Event):
+    """``actor`` approved; ``ref`` is where the approval was asked (to update in place)."""
+
+
+@dataclass(frozen=True)
 class Rejected(Event):
-    """``actor`` rejected a request awaiting approval."""
+    """``actor`` rejected a request awaiting approval; ``ref`` as for :class:`Approved`."""
 
 
 @dataclass(frozen=True)
 class Busy(Event):
-    """Another action holds the target; nothing ran."""
+    """Another action holds the target; nothing ran. ``holder`` is that action, if known."""
+
+    holder: ActionRequest | None = None
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -113,3 +122,25 @@ class Directory(Protocol):
     async def members(self, group: str) -> frozenset[str]:
         """Ids of the people in ``group`` (empty when it cannot be told)."""
         ...
+
+
+def describe_details(details: Mapping[str, Any], limit: int = 5) -> list[str]:
+    """An outcome's details as short lines a person reads: words for keys, lists joined
+    and capped, empty values left out (no Python reprs)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, Mapping):
+            return value([f"{k} ({x})" if x not in ("", None) else str(k) for k, x in v.items()])
+        if isinstance(v, list | tuple | set | frozenset):
+            items = [str(x) for x in v]
+            more = f" and {len(items) - limit} more" if len(items) > limit else ""
+            return ", ".join(items[:limit]) + more
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return str(v)
+
+    return [
+        f"{str(k).replace('_', ' ')}: {value(v)}"
+        for k, v in details.items()
+        if v not in (None, "") and not (isinstance(v, Mapping | list | tuple) and not v)
+    ]

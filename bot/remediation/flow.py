@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from bot.config import Settings
@@ -28,6 +28,7 @@ from bot.remediation.events import (
     BOT,
     Actor,
     ApprovalRequested,
+    Approved,
     Busy,
     Directory,
     Event,
@@ -51,6 +52,31 @@ log = logging.getLogger(__name__)
 
 NOT_EXECUTABLE = {"config"}  # a change a person makes in the deployment's configuration
 HANDLED = "this request expired or was already handled; run the diagnosis again"
+
+
+class UnknownRequest(LookupError):
+    """No request has this id (mistyped, forged, or from another installation)."""
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%H:%M:%S} UTC" if at else "earlier"
+
+
+def handled(req: ActionRequest) -> str:
+    """Why a request can no longer be confirmed, in words for the person who tried."""
+    who = req.approved_by or req.requested_by or "someone"
+    what = f"{req.kind} {req.target}"
+    if req.state == "executing":
+        return f"already running: {what}, confirmed by {who}"
+    if req.state == "awaiting_approval":
+        return f"already waiting for approval: {what}, asked by {req.requested_by}"
+    if req.state in ("done", "failed"):
+        return f"already {req.state}: {what}, confirmed by {who} ({req.outcome or 'no detail'})"
+    if req.state == "cancelled":
+        return f"rejected by {req.approved_by}: {what}"
+    return f"this request expired at {_when(req.expires_at)}; run the diagnosis again"
+
+
 RUN_ERRORS = (ActionError, KubernetesError, AlertmanagerError, silence.SilenceError)
 
 
@@ -266,11 +292,12 @@ class Remediation:
         """Confirm pressed: check permission, then execute or ask for approval."""
         req = self.store.action_request(request_id)
         if req is None:
-            return
-        if _expired(req) or req.state != "offered":
-            if _expired(req):
-                self.store.expire_requests()
-            await self._report(Refused(req, actor, "this request expired or was already handled"))
+            raise UnknownRequest(f"there is no action request {request_id!r}")
+        if req.state == "offered" and _expired(req):
+            await asyncio.to_thread(self.expire_requests)
+            req = self.store.action_request(request_id) or req
+        if req.state != "offered":
+            await self._report(Refused(req, actor, handled(req)))
             return
         params, problems = apply_edits(req.kind, req.params, edited)
         if problems:
@@ -293,14 +320,18 @@ class Remediation:
             if not self.store.transition(
                 req.id, ("offered",), "awaiting_approval", requested_by=actor.id, params=params
             ):
+                await self._lost(req.id, actor)
                 return
             self._audit("approval_requested", req, actor, plan=plan_text)
-            await self._report(ApprovalRequested(req, actor, plan_text))
+            ref = await self._report(ApprovalRequested(req, actor, plan_text))
+            if ref:
+                self.store.note(req.id, approval_ref=ref)
             return
         if not self.store.transition(
             req.id, ("offered",), "executing", requested_by=actor.id, params=params
         ):
-            return  # another click won
+            await self._lost(req.id, actor)
+            return
         try:
             self._audit("requested", req, actor, plan=plan_text)
         except Exception:  # an unrecorded request must not run
@@ -309,9 +340,18 @@ class Remediation:
             return
         await self._execute(req.id, actor)
 
+    async def _lost(self, request_id: str, actor: Actor) -> None:
+        """Another click won the race: say what it did."""
+        req = self.store.action_request(request_id)
+        if req is not None:
+            await self._report(Refused(req, actor, handled(req)))
+
     async def approve(self, request_id: str, approver: Actor, approved: bool) -> None:
         req = self.store.action_request(request_id)
-        if req is None or req.state != "awaiting_approval":
+        if req is None:
+            raise UnknownRequest(f"there is no action request {request_id!r}")
+        if req.state != "awaiting_approval":
+            await self._report(Refused(req, approver, handled(req)))
             return
         approver = await self.with_groups(approver)
         decision = can_approve(
@@ -332,13 +372,17 @@ class Remediation:
                 req.id, ("awaiting_approval",), "cancelled", approved_by=approver.id
             ):
                 self._audit("rejected", req, approver)
-                await self._report(Rejected(req, approver))
+                await self._report(Rejected(req, approver, ref=req.approval_ref))
+            else:
+                await self._lost(req.id, approver)
             return
         if not self.store.transition(
             req.id, ("awaiting_approval",), "executing", approved_by=approver.id
         ):
+            await self._lost(req.id, approver)
             return
         self._audit("approved", req, approver)
+        await self._report(Approved(req, approver, ref=req.approval_ref))
         await self._execute(req.id, approver)
 
     # --- execute ---------------------------------------------------------------------------
@@ -348,9 +392,11 @@ class Remediation:
         req = self.store.action_request(request_id)
         assert req is not None and req.state == "executing"
         if not self.store.lock_target(req.target, req.id):
+            lock = self.store.lock_holder(req.target)
+            holder = self.store.action_request(lock.request_id) if lock else None
             self.store.transition(req.id, ("executing",), "failed", outcome="target busy")
             self._audit("failed", req, actor, outcome="another action is running on this target")
-            await self._report(Busy(req, actor))
+            await self._report(Busy(req, actor, holder, lock.acquired_at if lock else None))
             return
         ref = await self._report(Started(req, actor))
         self._audit("executing", req, actor)

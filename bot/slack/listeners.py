@@ -13,8 +13,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import ConfigError
-from bot.remediation.events import Actor
-from bot.remediation.flow import AmbiguousTarget
+from bot.remediation.events import Actor, Preview
+from bot.remediation.flow import AmbiguousTarget, UnknownRequest
 from bot.remediation.requests import Asked, check_edits
 from bot.slack import ids
 from bot.slack.block_kit import Message
@@ -58,19 +58,34 @@ def register(app: AsyncApp, svc: Services) -> None:
             errors = {f"{PARAM_BLOCK}{name}": text[:150] for name, text in problems.items()}
             await ack(response_action="errors", errors=errors)
             return
-        await ack()
         request_id = str(view.get("private_metadata", ""))
+        if await asyncio.to_thread(svc.store.action_request, request_id) is None:
+            unknown = Preview(request_id, None, error=f"there is no action request {request_id!r}")
+            await ack(response_action="update", view=plan_view(unknown))
+            return
+        await ack()
         svc.spawn(svc.remediation.confirm(request_id, actor_of(body), edited), "confirm")
 
     @app.action(ids.APPROVE_BUTTON)
     async def approve(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        svc.spawn(svc.remediation.approve(_value(body), actor_of(body), True), "approve")
+        svc.spawn(decide(svc, body, approved=True), "approve")
 
     @app.action(ids.REJECT_BUTTON)
     async def reject(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        svc.spawn(svc.remediation.approve(_value(body), actor_of(body), False), "reject")
+        svc.spawn(decide(svc, body, approved=False), "reject")
+
+
+async def decide(svc: Services, body: dict[str, Any], approved: bool) -> None:
+    """Approve or Reject pressed; an unknown request id gets a plain answer."""
+    actor = actor_of(body)
+    try:
+        await svc.remediation.approve(_value(body), actor, approved)
+    except UnknownRequest as exc:
+        channel = str((body.get("channel") or {}).get("id", ""))
+        if channel:
+            await svc.outbox.ephemeral(channel, actor.id, refusal(str(exc)))
 
 
 def actor_of(body: dict[str, Any]) -> Actor:
