@@ -110,6 +110,7 @@ class Verified(Event):
     recovered: bool
     headline: str
     details: tuple[str, ...] = ()
+    contained: bool = False  # not recovered, but the action did what it could (a drain held)
 
 
 class Reporter(Protocol):

@@ -23,6 +23,7 @@ from bot.diagnosis.runbooks import Runbook
 from bot.models import ActionKind, Scope
 from bot.remediation.actions import get_action, silence
 from bot.remediation.actions.base import ActionError, Plan, parse_target
+from bot.remediation.actions.drain import pods_on_node
 from bot.remediation.audit import AuditEventType, AuditLog
 from bot.remediation.events import (
     BOT,
@@ -473,10 +474,36 @@ class Remediation:
         details = [f.summary for f in d.findings[:3]] + [
             f"{c.title}: {c.summary}" for c in d.checks if c.status in ("crit", "warn")
         ][:5]
+        contained = not recovered and req.kind == "drain" and await self._drain_held(req)
+        if contained:
+            # a GPU's Xid and ECC counters stay until it is reset: red is expected here
+            node = parse_target(req.target).name
+            headline = (
+                f"contained after drain {node}: the node is cordoned and its serving pods "
+                f"moved; {runbook.title} still reports the GPU fault, which stays until the "
+                "GPU is reset"
+            )
+            details = [
+                "what is left: reset or replace the GPU, then uncordon the node",
+                *details,
+            ]
         self._audit("verified", req, BOT, outcome=headline)
-        event = Verified(req, BOT, recovered, headline, tuple(details), ref=ref)
+        event = Verified(req, BOT, recovered, headline, tuple(details), contained, ref=ref)
         await self._report(event)
         return event
+
+    async def _drain_held(self, req: ActionRequest) -> bool:
+        """Whether the drained node is still cordoned with no serving pods left on it."""
+        node = parse_target(req.target).name
+        client = kube_for(self.settings, req.cluster)
+        try:
+            obj = await client.get("Node", node)
+            left, _ = await pods_on_node(client, node)
+        except KubernetesError:
+            return False
+        finally:
+            await client.close()
+        return bool((obj.get("spec") or {}).get("unschedulable")) and not left
 
     def expire_requests(self) -> list[str]:
         """Mark requests nobody acted on in time as expired, and audit it."""

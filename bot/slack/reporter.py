@@ -93,6 +93,8 @@ class SlackReporter:
                 return await self.outbox.post(channel, message, thread)
             case Verified(recovered=recovered, headline=headline, details=details):
                 emoji = ":large_green_circle:" if recovered else ":red_circle:"
+                if event.contained:
+                    emoji = ":large_yellow_circle:"
                 message = status_message(emoji, headline, list(details))
                 return await self.outbox.post(channel, message, thread or event.ref)
         return None
