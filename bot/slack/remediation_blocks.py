@@ -22,7 +22,7 @@ from bot.remediation.events import Preview
 from bot.remediation.requests import EDITABLE
 from bot.slack import ids
 from bot.slack.block_kit import Message
-from bot.slack.mrkdwn import escape, truncate
+from bot.slack.mrkdwn import code, escape, truncate
 
 SECTION_MAX = 2900
 PARAM_BLOCK = "param_"  # block ids of editable parameters: param_<name>
@@ -53,7 +53,7 @@ def confirm_view(
 ) -> dict[str, Any]:
     """The plan, computed from the live cluster, with editable parameters and Confirm."""
     blocks: list[Block] = [
-        SectionBlock(text=_md(f"*{escape(kind)}* `{escape(target)}`\n{escape(plan_summary)}"))
+        SectionBlock(text=_md(f"*{escape(kind)}* {code(target, 300)}\n{escape(plan_summary)}"))
     ]
     if changes:
         blocks.append(SectionBlock(text=_md(_lines("What will change", list(changes)))))
@@ -136,7 +136,7 @@ def approval_message(
         SectionBlock(
             text=_md(
                 f":raised_hand: *Approval needed* — <@{escape(requester)}> asks to "
-                f"*{escape(kind)}* `{escape(target)}`\n{escape(plan_summary)}"
+                f"*{escape(kind)}* {code(target, 300)}\n{escape(plan_summary)}"
             )
         ),
         ActionsBlock(
@@ -191,11 +191,11 @@ def audit_message(events: Sequence[Any], about: str | None = None) -> Message:
         return Message(text=text, blocks=[SectionBlock(text=_md(text)).to_dict()])
     lines = [
         f"`#{e.seq}` {e.at:%Y-%m-%d %H:%M} UTC · *{escape(e.event)}* · "
-        f"{escape(e.actor_name or '-')} · {escape(e.kind)} `{escape(e.target)}`"
+        f"{escape(e.actor_name or '-')} · {escape(e.kind)} {code(e.target, 300)}"
         + (f" · {escape(truncate(e.outcome, 120))}" if e.outcome else "")
         for e in events
     ]
-    title = "*Audit log*" + (f" for `{escape(about)}`" if about else "")
+    title = "*Audit log*" + (f" for {code(about, 300)}" if about else "")
     blocks = [SectionBlock(text=_md(title + "\n" + "\n".join(lines[:25])))]
     return Message(
         text=truncate(f"Audit log: {len(events)} records", 200),
