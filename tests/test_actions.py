@@ -545,3 +545,24 @@ async def test_restart_and_rollback_retry_a_conflict(fake: FakeKubernetes) -> No
     assert restarted.ok and rolled.ok
     assert [r.status for r in fake.requests if r.method == "PATCH"] == [409, 200, 409, 200]
     assert rolled.details["to_revision"] == 2 and rolled.details["image"] == "vllm:0.6.3"
+
+
+@pytest.mark.parametrize(
+    ("kind", "target"),
+    [
+        ("drain", "node/gpu-node-missing"),
+        ("uncordon", "node/gpu-node-missing"),
+        ("restart", "deployment/ml/missing"),
+    ],
+)
+async def test_actions_read_before_they_write(fake: FakeKubernetes, kind: str, target: str) -> None:
+    with pytest.raises(KubernetesError) as raised:
+        await get_action(kind).execute(client(fake), target, {"timeout_s": 1})
+    assert raised.value.status == 404
+    assert writes(fake) == [], "nothing is written to a target that does not exist"
+
+
+@pytest.mark.parametrize("target", ["node/node;rm -rf", "node/UPPER", "deployment/ml/a b"])
+def test_targets_with_invalid_names_never_reach_a_url(target: str) -> None:
+    with pytest.raises(ActionError, match="DNS"):
+        parse_target(target)
