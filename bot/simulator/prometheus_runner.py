@@ -8,13 +8,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 import yaml
 
 from bot.simulator.server import scrape_config
+from bot.simulator.serving import StartStop
 
 
 class PrometheusError(RuntimeError):
@@ -42,7 +42,7 @@ def find_prometheus() -> str | None:
     return shutil.which("prometheus")
 
 
-class PrometheusRunner:
+class PrometheusRunner(StartStop):
     """Start Prometheus on a free loopback port scraping ``simulator_url``; stop it on exit."""
 
     def __init__(
@@ -156,14 +156,3 @@ class PrometheusRunner:
                 self._process.kill()
                 self._process.wait()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> PrometheusRunner:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -11,15 +11,30 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
 T = TypeVar("T")
 
 
-class BackgroundServer:
+class StartStop:
+    """``with thing:`` starts it and stops it, whatever happens inside."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class BackgroundServer(StartStop):
     """Serve an aiohttp app on its own (daemon) thread and event loop.
 
     ``port=0`` picks a free port; :attr:`port` and :attr:`url` are set once
@@ -88,17 +103,6 @@ class BackgroundServer:
             loop.close()
             self._loop = None
             self._thread = None
-
-    def __enter__(self) -> BackgroundServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the server's loop, blocking the calling thread for its result."""

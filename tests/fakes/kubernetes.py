@@ -47,12 +47,11 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from bot.simulator.serving import BackgroundServer
+from bot.simulator.serving import BackgroundServer, StartStop
 
 ADMIN_TOKEN = "fake-admin-token"
 ADMIN_USER = "kubernetes-admin"
@@ -328,7 +327,7 @@ class _Grant:
         return any(v in (verb, "*") and r in (resource, "*") for v, r in self.rules)
 
 
-class FakeKubernetes:
+class FakeKubernetes(StartStop):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], Obj] = {}
@@ -356,17 +355,6 @@ class FakeKubernetes:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
-
-    def __enter__(self) -> FakeKubernetes:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

@@ -38,13 +38,12 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 
-from bot.simulator.serving import BackgroundServer
+from bot.simulator.serving import BackgroundServer, StartStop
 
 T = TypeVar("T")
 
@@ -807,7 +806,7 @@ class _Conn:
 _Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class FakeSlack:
+class FakeSlack(StartStop):
     """A fake Slack workspace + app on 127.0.0.1; see the module docstring.
 
     Usage::
@@ -920,17 +919,6 @@ class FakeSlack:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def _close_sockets(self) -> None:
         """On stop: cancel delayed closes, then close every websocket (1001 going away)."""
