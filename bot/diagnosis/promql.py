@@ -81,12 +81,32 @@ def vllm(metric: str | tuple[str, ...], scope: Scope, extra: str = "") -> str:
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 
 
-def dcgm(metric: str, scope: Scope, extra: str = "") -> str:
-    """A DCGM series selector for the scope, whichever host label spelling is in use."""
+def _dcgm_selectors(scope: Scope, extra: str) -> list[str]:
     pod_level = {k: v for k, v in scope.labels.items() if k not in (NODE_KEY, CLUSTER_KEY)}
     base = ",".join([*_matchers(Scope(labels=pod_level)), *([extra] if extra else [])])
-    parts = [f"{metric}{{{sel}}}" for sel in node_filter(scope, base)]
+    return node_filter(scope, base)
+
+
+def _either(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+
+def dcgm(metric: str, scope: Scope, extra: str = "") -> str:
+    """A DCGM series selector for the scope, whichever host label spelling is in use."""
+    return _either([f"{metric}{{{sel}}}" for sel in _dcgm_selectors(scope, extra)])
+
+
+def dcgm_over(function: str, metric: str, scope: Scope, window: str, extra: str = "") -> str:
+    """``function(metric[window])`` over DCGM series in the scope.
+
+    A range selector must follow a plain selector, never an ``or`` of two, so with a node
+    scope (two host-label spellings) the function is applied to each and the results
+    joined: ``increase(A{Hostname="n"}[5m]) or increase(A{hostname="n"}[5m])``.
+    """
+    check_window(window)
+    return _either(
+        [f"{function}({metric}{{{sel}}}[{window}])" for sel in _dcgm_selectors(scope, extra)]
+    )
 
 
 # Labels that tell replicas apart; renamed metrics are merged per replica on these.

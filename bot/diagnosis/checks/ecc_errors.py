@@ -2,7 +2,7 @@
 
 from bot.diagnosis.checks.base import GPU_LABELS, Check, CheckContext, target_of, unknown
 from bot.diagnosis.metric_names import ECC_DBE, REMAP_FAILURE, UNCORRECTABLE_REMAP
-from bot.diagnosis.promql import dcgm
+from bot.diagnosis.promql import dcgm, dcgm_over
 from bot.models import CheckResult, Offender, Status
 
 ID, TITLE = "ecc_errors", "ECC / row remapping"
@@ -25,7 +25,7 @@ async def run(ctx: CheckContext) -> CheckResult:
             f"label_replace(max by ({GPU_LABELS}) ({dcgm(REMAP_FAILURE, s)}) > 0, "
             '"kind", "remap_failure", "", "")',
             f"label_replace(max by ({GPU_LABELS}) "
-            f'(increase({dcgm(ECC_DBE, s)}[{ctx.window}])) > 0, "kind", "dbe", "", "")',
+            f'({dcgm_over("increase", ECC_DBE, s, ctx.window)}) > 0, "kind", "dbe", "", "")',
             f"label_replace(max by ({GPU_LABELS}) ({dcgm(UNCORRECTABLE_REMAP, s)}) > 0, "
             '"kind", "uncorrectable_remap", "", "")',
         ]
