@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -106,25 +108,42 @@ class TargetLock(Base):
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:
+# Any constant: the PostgreSQL advisory lock every replica takes to create or migrate.
+SCHEMA_LOCK_KEY = 7_660_101
+
+
+@contextmanager
+def schema_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction for schema work, one replica at a time.
+
+    On PostgreSQL an advisory lock held until commit serialises replicas starting at the
+    same moment (DDL is transactional there, so the second sees the first's tables).
+    """
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        yield conn
+
+
+def add_missing_columns(conn: Connection, metadata: MetaData) -> list[str]:
     """Additive schema migration: columns a newer release added to existing tables.
 
     Tables are created by ``create_all``; a column added later is created here (nullable,
     so old rows stay valid). Nothing is ever dropped or altered.
     """
     added: list[str] = []
-    existing_tables = set(inspect(engine).get_table_names())
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            if table.name not in existing_tables:
+    inspector = inspect(conn)
+    existing_tables = set(inspector.get_table_names())
+    for table in metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
                 continue
-            present = {c["name"] for c in inspect(conn).get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-                added.append(f"{table.name}.{column.name}")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+            added.append(f"{table.name}.{column.name}")
     return added
 
 
@@ -140,8 +159,9 @@ class Store:
         self.engine: Engine = create_engine(
             database_url, connect_args=connect_args, pool_pre_ping=True
         )
-        Base.metadata.create_all(self.engine)
-        add_missing_columns(self.engine, Base.metadata)
+        with schema_transaction(self.engine) as conn:
+            Base.metadata.create_all(conn)
+            add_missing_columns(conn, Base.metadata)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from bot.store import Store
@@ -152,3 +153,32 @@ def test_columns_added_by_a_newer_release_are_migrated(database_url: str) -> Non
     old = store.action_request("old")
     assert old is not None and old.kind == "scale"
     engine.dispose()
+
+
+def test_replicas_starting_together_on_an_empty_postgresql_all_start(
+    database_url: str,
+) -> None:
+    """Schema creation, column migration and audit triggers run one replica at a time."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serves one replica; several starting at once is PostgreSQL's case")
+    from bot.remediation.audit import AuditLog
+
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            Store(database_url)
+            AuditLog(database_url)
+        except BaseException as exc:  # the test reports every failure, not the first
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    AuditLog(database_url).append("requested", kind="scale", target="deployment/a/b")
+    assert AuditLog(database_url).verify().ok

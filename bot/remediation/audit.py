@@ -36,8 +36,10 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Integer, String, Text, create_engine, func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.store import schema_transaction
 
 GENESIS_HASH = "0" * 64
 TABLE = "audit_log"
@@ -266,42 +268,27 @@ class AuditLog:
             self.engine = create_engine(database, connect_args=connect_args, pool_pre_ping=True)
         self.max_attempts = max_attempts
         self._postgres = self.engine.dialect.name == "postgresql"
-        _Base.metadata.create_all(self.engine)
-        self._install_triggers()
+        with schema_transaction(self.engine) as conn:
+            _Base.metadata.create_all(conn)
+            self._install_triggers(conn)
 
-    def _install_triggers(self) -> None:
+    def _install_triggers(self, conn: Connection) -> None:
         if self.engine.dialect.name == "sqlite":
-            with self.engine.begin() as conn:
-                for ddl in _SQLITE_TRIGGERS:
-                    conn.execute(text(ddl))
+            for ddl in _SQLITE_TRIGGERS:
+                conn.execute(text(ddl))
         elif self._postgres:
-            try:
-                with self.engine.begin() as conn:
-                    existing = set(
-                        conn.scalars(
-                            text(
-                                "SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass)"
-                            ),
-                            {"t": TABLE},
-                        )
-                    )
-                    if set(_PG_TRIGGERS) <= existing:
-                        return
-                    conn.execute(text(_PG_FUNCTION))
-                    for name, ddl in _PG_TRIGGERS.items():
-                        if name not in existing:
-                            conn.execute(text(ddl))
-            except DBAPIError:
-                # another replica created them at the same moment; check they exist now
-                with self.engine.connect() as conn:
-                    count = conn.scalar(
-                        text(
-                            "SELECT count(*) FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass)"
-                        ),
-                        {"t": TABLE},
-                    )
-                if not count:
-                    raise
+            existing = set(
+                conn.scalars(
+                    text("SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass)"),
+                    {"t": TABLE},
+                )
+            )
+            if set(_PG_TRIGGERS) <= existing:
+                return
+            conn.execute(text(_PG_FUNCTION))
+            for name, ddl in _PG_TRIGGERS.items():
+                if name not in existing:
+                    conn.execute(text(ddl))
 
     # --- writing ---------------------------------------------------------------------------
 
