@@ -25,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -56,6 +57,8 @@ class AlertPost(Base):
     payload: Mapped[str] = mapped_column(Text)  # the webhook body that opened it (JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the replica that claimed it posts it until then; after that, any replica may
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AlertState(Base):
@@ -184,6 +187,7 @@ class Store:
         runbook: str | None,
         alerts: list[tuple[str, str, str]],
         payload: dict[str, Any],
+        lease: timedelta = timedelta(seconds=30),
     ) -> OpenedPost | None:
         """Claim the not-yet-open alerts ``(fingerprint, alertname, starts_at)`` for a new post.
 
@@ -207,6 +211,7 @@ class Store:
                     runbook=runbook,
                     channel=channel,
                     payload=json.dumps(payload),
+                    lease_until=utcnow() + lease,
                 )
                 s.add(post)
                 s.flush()
@@ -238,6 +243,28 @@ class Store:
         """Posts claimed but never accepted by Slack (crash, outage): to post again."""
         with self.session() as s:
             return list(s.scalars(select(AlertPost).where(AlertPost.ts.is_(None))))
+
+    def claim_unposted(self, lease: timedelta = timedelta(seconds=30)) -> list[AlertPost]:
+        """Take the unposted posts whose lease ran out (their replica died, or Slack refused),
+        each by one replica: a conditional update per row renews the lease for the taker."""
+        now = utcnow()
+        open_lease = or_(AlertPost.lease_until.is_(None), AlertPost.lease_until < now)
+        claimed: list[AlertPost] = []
+        for post in self.unposted():
+            with self.session() as s, s.begin():
+                result = s.execute(
+                    update(AlertPost)
+                    .where(AlertPost.id == post.id, AlertPost.ts.is_(None), open_lease)
+                    .values(lease_until=now + lease)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    claimed.append(post)
+        return claimed
+
+    def retry_post_at(self, post_id: int, at: datetime) -> None:
+        """Slack did not take it: let any replica try again from ``at``."""
+        with self.session() as s, s.begin():
+            s.execute(update(AlertPost).where(AlertPost.id == post_id).values(lease_until=at))
 
     def resolve(self, fingerprints: list[str]) -> list[AlertPost]:
         """Close these alerts; return the posts whose every alert is now resolved."""

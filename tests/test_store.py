@@ -182,3 +182,25 @@ def test_replicas_starting_together_on_an_empty_postgresql_all_start(
     assert failures == []
     AuditLog(database_url).append("requested", kind="scale", target="deployment/a/b")
     assert AuditLog(database_url).verify().ok
+
+
+def test_unposted_posts_are_taken_over_once_their_lease_ran_out(database_url: str) -> None:
+    replicas = [Store(database_url) for _ in range(3)]
+    held = replicas[0].open_post("g1", "C1", None, alerts("held"), {})
+    orphan = replicas[0].open_post("g2", "C1", None, alerts("orphan"), {}, lease=timedelta(0))
+    assert held is not None and orphan is not None
+    claims: list[list[int]] = []
+    barrier = threading.Barrier(len(replicas))
+
+    def take(store: Store) -> None:
+        barrier.wait()
+        claims.append([p.id for p in store.claim_unposted()])
+
+    threads = [threading.Thread(target=take, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # the orphan goes to exactly one replica; the post still under lease to nobody
+    assert sorted(claims, key=len) == [[], [], [orphan.post_id]]
+    assert replicas[1].claim_unposted() == []  # the taker's lease holds now

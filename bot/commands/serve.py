@@ -24,8 +24,9 @@ VERIFY_POLL_S = 2.0
 
 
 def start_scheduler(svc: Services) -> AsyncIOScheduler:
-    """Due verification re-checks (kept in the database: a restart does not forget them,
-    and each is claimed by one replica) every few seconds; request expiry every minute."""
+    """Every few seconds: due verification re-checks and unposted alerts (both kept in the
+    database and claimed by one replica each, so a restart or a dead replica loses
+    nothing); request expiry every minute."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     remediation = svc.remediation
 
@@ -33,6 +34,7 @@ def start_scheduler(svc: Services) -> AsyncIOScheduler:
         await asyncio.to_thread(remediation.expire_requests)
 
     scheduler.add_job(remediation.run_due_verifications, "interval", seconds=VERIFY_POLL_S)
+    scheduler.add_job(intake.redrive, "interval", args=[svc], seconds=intake.RETRY_S)
     scheduler.add_job(expire, "interval", seconds=60)
     scheduler.start()
     return scheduler

@@ -8,24 +8,28 @@ diagnosis in the thread, a chart. ``resolve`` closes alerts and updates their po
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.diagnosis.runbooks import match_alert
 from bot.models import AlertGroup, Scope
 from bot.slack.alert_blocks import alert_message
 from bot.slack.live import diagnose_to_slack
 from bot.slack.services import Services
-from bot.store import AlertPost
+from bot.store import AlertPost, utcnow
 
 log = logging.getLogger(__name__)
 
 # Alert labels that make a diagnosis scope (DCGM's host label becomes `node`).
 SCOPE_LABELS = ("namespace", "pod", "model_name", "instance")
 NODE_LABELS = ("node", "hostname", "Hostname")
+
+
+RETRY_S = 5  # a post Slack refused is tried again after this long, by any replica
 
 
 class NoChannelError(Exception):
@@ -81,7 +85,8 @@ async def publish(svc: Services, item: Claim) -> None:
     runbook = svc.runbooks.get(post.runbook) if post.runbook else None
     ts = await svc.outbox.post(post.channel, alert_message(item.group, runbook))
     if ts is None:
-        log.error("alert post %s not accepted by Slack; it will be retried", item.post_id)
+        log.error("alert post %s not accepted by Slack; retried in %ss", item.post_id, RETRY_S)
+        svc.store.retry_post_at(item.post_id, utcnow() + timedelta(seconds=RETRY_S))
         return
     svc.metrics.alert_to_post_seconds.observe(time.monotonic() - item.received_at)
     svc.store.set_post_ts(item.post_id, ts)
@@ -106,6 +111,12 @@ async def resolve(svc: Services, group: AlertGroup) -> int:
     return len(closed)
 
 
+def resolved(group: AlertGroup) -> AlertGroup:
+    """``group`` with it and every alert in it resolved."""
+    alerts = [a.model_copy(update={"status": "resolved"}) for a in group.alerts]
+    return group.model_copy(update={"status": "resolved", "alerts": alerts})
+
+
 def _duration(post: AlertPost) -> str:
     start = post.created_at if post.created_at.tzinfo else post.created_at.replace(tzinfo=UTC)
     seconds = int((datetime.now(UTC) - start).total_seconds())
@@ -120,21 +131,23 @@ async def announce_resolved(svc: Services, post: AlertPost, group: AlertGroup) -
     opened = AlertGroup.model_validate(json.loads(post.payload))
     runbook = svc.runbooks.get(post.runbook) if post.runbook else None
     duration = _duration(post)
-    resolved_group = opened.model_copy(
-        update={
-            "status": "resolved",
-            "alerts": [a.model_copy(update={"status": "resolved"}) for a in opened.alerts],
-        }
-    )
-    message = alert_message(resolved_group, runbook, resolved_after=duration)
+    message = alert_message(resolved(opened), runbook, resolved_after=duration)
     await svc.outbox.update(post.channel, post.ts, message)
     await svc.outbox.post(post.channel, message, thread_ts=post.ts)
 
 
 async def redrive(svc: Services) -> int:
-    """Post what was claimed but never reached Slack (after a crash or a Slack outage)."""
-    pending = svc.store.unposted()
+    """Post what was claimed but never reached Slack: after a crash of the replica that
+    claimed it, or a Slack outage. Runs every few seconds on every replica; each post is
+    taken by one. A post whose alerts resolved meanwhile is posted as resolved."""
+    pending = await asyncio.to_thread(svc.store.claim_unposted)
     for post in pending:
         group = AlertGroup.model_validate(json.loads(post.payload))
+        if post.status == "resolved":
+            runbook = svc.runbooks.get(post.runbook) if post.runbook else None
+            ts = await svc.outbox.post(post.channel, alert_message(resolved(group), runbook))
+            if ts is not None:
+                svc.store.set_post_ts(post.id, ts)
+            continue
         await publish(svc, Claim(post.id, group, time.monotonic()))
     return len(pending)
