@@ -369,27 +369,21 @@ class Store:
             )
 
     def expire_requests(self) -> list[str]:
-        """Mark offered requests past their time as expired; their ids."""
+        """Mark offered requests past their time as expired; the ids this call expired
+        (each by one caller, however many replicas run this at once)."""
         now = utcnow()
-        with self.session() as s, s.begin():
+        waiting = ("offered", "awaiting_approval")
+        with self.session() as s:
             stale = list(
                 s.scalars(
                     select(ActionRequest.id).where(
-                        ActionRequest.state.in_(("offered", "awaiting_approval")),
-                        ActionRequest.expires_at < now,
+                        ActionRequest.state.in_(waiting), ActionRequest.expires_at < now
                     )
                 )
             )
-            if stale:
-                s.execute(
-                    update(ActionRequest)
-                    .where(
-                        ActionRequest.id.in_(stale),
-                        ActionRequest.state.in_(("offered", "awaiting_approval")),
-                    )
-                    .values(state="expired")
-                )
-            return stale
+        return [
+            request_id for request_id in stale if self.transition(request_id, waiting, "expired")
+        ]
 
     # --- verification re-checks -----------------------------------------------------------
 

@@ -204,3 +204,32 @@ def test_unposted_posts_are_taken_over_once_their_lease_ran_out(database_url: st
     # the orphan goes to exactly one replica; the post still under lease to nobody
     assert sorted(claims, key=len) == [[], [], [orphan.post_id]]
     assert replicas[1].claim_unposted() == []  # the taker's lease holds now
+
+
+def test_racing_replicas_expire_each_request_once(database_url: str) -> None:
+    replicas = [Store(database_url) for _ in range(4)]
+    ids = [
+        replicas[0].create_action_request(
+            kind="scale",
+            target=f"deployment/ns/d{i}",
+            params={},
+            reason="r",
+            runbook="",
+            channel="C1",
+            ttl=timedelta(seconds=-1),
+        )
+        for i in range(10)
+    ]
+    expired: list[str] = []
+    barrier = threading.Barrier(len(replicas))
+
+    def expire(store: Store) -> None:
+        barrier.wait()
+        expired.extend(store.expire_requests())
+
+    threads = [threading.Thread(target=expire, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(expired) == sorted(ids)  # each once: one audit record each
