@@ -33,7 +33,8 @@ from bot.remediation.events import (
     Verified,
     describe_details,
 )
-from bot.remediation.flow import AmbiguousTarget, Remediation, UnknownRequest
+from bot.remediation.flow import Remediation, UnknownRequest
+from bot.remediation.placement import AmbiguousTarget
 from bot.remediation.requests import RequestSyntaxError, parse_action
 from bot.sources.prometheus import MetricsSource, PrometheusSource
 from bot.store import Store

@@ -23,7 +23,6 @@ from bot.diagnosis.runbooks import Runbook
 from bot.models import ActionKind, Scope
 from bot.remediation.actions import get_action, silence
 from bot.remediation.actions.base import ActionError, Plan, parse_target
-from bot.remediation.actions.drain import pods_on_node
 from bot.remediation.audit import AuditEventType, AuditLog
 from bot.remediation.events import (
     BOT,
@@ -42,10 +41,11 @@ from bot.remediation.events import (
     Started,
     Verified,
 )
+from bot.remediation.placement import drain_held, kube_for, locate
 from bot.remediation.policy import Decision, can_approve, decide
 from bot.remediation.requests import Asked, apply_edits
 from bot.sources.alertmanager import AlertmanagerClient, AlertmanagerError
-from bot.sources.kubernetes import KubeClient, KubernetesError, KubeTarget
+from bot.sources.kubernetes import KubernetesError
 from bot.sources.prometheus import MetricsSource
 from bot.store import ActionRequest, Store, utcnow
 
@@ -81,25 +81,10 @@ def handled(req: ActionRequest) -> str:
 RUN_ERRORS = (ActionError, KubernetesError, AlertmanagerError, silence.SilenceError)
 
 
-class AmbiguousTarget(ValueError):
-    """The target exists in several configured clusters: the person must say which."""
-
-
 def namespace_of(target: str) -> str:
     """`deployment/NS/NAME` → NS; nodes have no namespace ('')."""
     parts = target.split("/")
     return parts[1] if len(parts) == 3 else ""
-
-
-def kube_for(settings: Settings, cluster: str | None) -> KubeClient:
-    config = settings.cluster(cluster)
-    target = KubeTarget(
-        kube_context=config.kube_context,
-        in_cluster=config.in_cluster,
-        base_url=str(config.kube_api_url).rstrip("/") if config.kube_api_url else None,
-        token=config.kube_token.get_secret_value() if config.kube_token else None,
-    )
-    return KubeClient.connect(target)
 
 
 def _flat(values: dict[str, Any]) -> dict[str, str]:
@@ -199,7 +184,9 @@ class Remediation:
         :class:`AmbiguousTarget` if that is more than one.
         """
         resolved = (
-            self.settings.cluster(cluster).name if cluster or runbook else await self.locate(asked)
+            self.settings.cluster(cluster).name
+            if cluster or runbook
+            else await locate(self.settings, asked)
         )
         return await asyncio.to_thread(
             self.store.create_action_request,
@@ -214,39 +201,6 @@ class Remediation:
             scope=scope,
             origin=origin,
         )
-
-    async def locate(self, asked: Asked) -> str:
-        """The configured cluster ``asked`` is about, when the person named none."""
-        clusters = self.settings.effective_clusters()
-        if len(clusters) == 1:
-            return clusters[0].name
-        if asked.kind in ("silence", "unsilence"):
-            if len({str(c.alertmanager_url) for c in clusters}) == 1:
-                return clusters[0].name
-            names = ", ".join(c.name for c in clusters)
-            raise AmbiguousTarget(
-                f"each cluster has its own Alertmanager ({names}): say which with cluster=NAME"
-            )
-        found = [c.name for c in clusters if await self._may_hold(c.name, asked.target)]
-        if len(found) == 1:
-            return found[0]
-        if not found:  # nowhere: the first cluster's plan will say it was not found
-            return clusters[0].name
-        raise AmbiguousTarget(
-            f"{asked.target} may exist in clusters {', '.join(found)}: say which with cluster=NAME"
-        )
-
-    async def _may_hold(self, cluster: str, target: str) -> bool:
-        """Whether ``target`` exists in ``cluster`` (True when the cluster cannot say)."""
-        t = parse_target(target)
-        client = kube_for(self.settings, cluster)
-        try:
-            await client.get(t.kind, t.name, t.namespace)
-            return True
-        except KubernetesError as exc:
-            return exc.status != 404
-        finally:
-            await client.close()
 
     async def plan(self, req: ActionRequest, params: dict[str, Any]) -> Plan:
         """What would change, computed from the live cluster (server-side dry run)."""
@@ -474,7 +428,11 @@ class Remediation:
         details = [f.summary for f in d.findings[:3]] + [
             f"{c.title}: {c.summary}" for c in d.checks if c.status in ("crit", "warn")
         ][:5]
-        contained = not recovered and req.kind == "drain" and await self._drain_held(req)
+        contained = (
+            not recovered
+            and req.kind == "drain"
+            and await drain_held(self.settings, req.cluster, req.target)
+        )
         if contained:
             # a GPU's Xid and ECC counters stay until it is reset: red is expected here
             node = parse_target(req.target).name
@@ -491,19 +449,6 @@ class Remediation:
         event = Verified(req, BOT, recovered, headline, tuple(details), contained, ref=ref)
         await self._report(event)
         return event
-
-    async def _drain_held(self, req: ActionRequest) -> bool:
-        """Whether the drained node is still cordoned with no serving pods left on it."""
-        node = parse_target(req.target).name
-        client = kube_for(self.settings, req.cluster)
-        try:
-            obj = await client.get("Node", node)
-            left, _ = await pods_on_node(client, node)
-        except KubernetesError:
-            return False
-        finally:
-            await client.close()
-        return bool((obj.get("spec") or {}).get("unschedulable")) and not left
 
     def expire_requests(self) -> list[str]:
         """Mark requests nobody acted on in time as expired, and audit it."""

@@ -14,7 +14,8 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.config import ConfigError
 from bot.remediation.events import Actor, Preview
-from bot.remediation.flow import AmbiguousTarget, UnknownRequest
+from bot.remediation.flow import UnknownRequest
+from bot.remediation.placement import AmbiguousTarget
 from bot.remediation.requests import Asked, check_edits
 from bot.slack import ids
 from bot.slack.block_kit import Message
