@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -41,6 +42,14 @@ def _positive_int(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return int(value)
+
+
+def _dns_label(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+        raise argparse.ArgumentTypeError(
+            f"expected a Kubernetes namespace (a DNS label, e.g. vllm-chatops), got {value!r}"
+        )
+    return value
 
 
 def _add_fleet_arguments(p: argparse.ArgumentParser, default_replicas: int | None) -> None:
@@ -147,6 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
         dest="for_override",
         metavar="DURATION",
         help="override every rule's `for` (e.g. 0s in drills)",
+    )
+    export.add_argument(
+        "--format",
+        choices=("rules", "prometheusrule"),
+        default="rules",
+        help="rules: a Prometheus rule file; prometheusrule: a prometheus-operator "
+        "PrometheusRule with the bot's own alerts added",
+    )
+    export.add_argument(
+        "--namespace",
+        default="vllm-chatops",
+        type=_dns_label,
+        help="the PrometheusRule's namespace (default vllm-chatops)",
     )
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log of actions")

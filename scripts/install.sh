@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything vllm-chatops needs on a Debian machine; safe to run again.
 #   - Debian packages: prometheus, prometheus-alertmanager (real binaries for demo and tests)
-#   - a virtualenv in .venv with the package and its dev tools
+#   - a virtualenv in .venv with the package and its dev tools, and checkov in .venv/checkov
+# (The deploy tests also render kustomize overlays with `kustomize` or `kubectl kustomize`,
+# which this machine image ships as kubectl; nothing here installs it.)
 # Quiet when all goes well; on a failure it prints the failing step's whole output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,4 +41,9 @@ fi
 [ -x .venv/bin/python ] || quietly "$python" -m venv .venv
 quietly .venv/bin/python -m pip install --upgrade pip
 quietly .venv/bin/python -m pip install -e '.[dev]'
+# checkov (tests/test_deploy_manifests.py) lives in its own virtualenv: it pins packaging<24,
+# an old python-dateutil and aiohttp<3.15, which would hold back pytest and the bot's own
+# dependencies in .venv. Pinned, so a release with new checks cannot fail CI unannounced.
+[ -x .venv/checkov/bin/python ] || quietly "$python" -m venv .venv/checkov
+quietly .venv/checkov/bin/python -m pip install 'checkov==3.3.30'
 quietly .venv/bin/python -c 'import bot' # the install must have worked

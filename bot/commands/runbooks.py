@@ -102,14 +102,28 @@ def cmd_runbooks_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_export(args: argparse.Namespace) -> int:
-    from bot.diagnosis.alert_rules import render_rules_yaml
+    from bot.diagnosis.alert_rules import (
+        export_rules,
+        render_prometheus_rule_yaml,
+        render_rules_yaml,
+    )
+    from bot.slack.own_alerts import own_alert_group
 
     settings = load_settings(args.config)
     runbooks = runbooks_for(settings)
     try:
-        text = render_rules_yaml(
-            runbooks, settings.thresholds, args.for_override, settings.diagnosis_window
-        )
+        if args.format == "prometheusrule":
+            # The runbooks' rules plus the bot's own alerts (bot down, webhook, Slack errors),
+            # for prometheus-operator; deploy/kubernetes/monitoring holds this output.
+            exported = export_rules(
+                runbooks, settings.thresholds, args.for_override, settings.diagnosis_window
+            )
+            groups = [*exported["groups"], own_alert_group()]
+            text = render_prometheus_rule_yaml(groups, namespace=args.namespace)
+        else:
+            text = render_rules_yaml(
+                runbooks, settings.thresholds, args.for_override, settings.diagnosis_window
+            )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.output and args.output != "-":
