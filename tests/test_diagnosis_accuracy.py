@@ -106,6 +106,7 @@ SCENARIO_ORDER = [
     "xid_13",
     "xid_79",
     "thermal",
+    "thermal_tpot",
     "error_burst",
     "long_prefill",
     "underutilized",
@@ -221,3 +222,21 @@ def test_cli_diagnose_prometheus_down_exits_1(capsys: pytest.CaptureFixture[str]
     assert code == 1
     assert out["status"] == "unknown"
     assert "cannot reach Prometheus" in out["checks"][0]["summary"]
+
+
+def test_a_localised_slow_replica_gets_no_fleet_wide_batch_change(stack: FleetStack) -> None:
+    """One throttling GPU makes TPOT breach: drain its node; the batches are small, so
+    reducing max_num_seqs for the whole Deployment would address nothing."""
+    truth = stack.switch("thermal_tpot", seed=11)
+    (fault,) = truth.faults
+
+    def diagnosed() -> Diagnosis:
+        d = run(stack, RUNBOOKS["tpot_slo"])
+        assert d.checks[0].status in ("warn", "crit"), d.checks[0].summary  # TPOT breached
+        assert any(a.kind == "drain" for a in d.actions), d.actions
+        return d
+
+    d = eventually(diagnosed, timeout_s=40)
+    running = next(c for c in d.checks if c.id == "running_seqs")
+    assert running.status == "ok", running.summary  # far from max_num_seqs
+    assert [(a.kind, a.target) for a in d.actions] == [("drain", f"node/{fault.node}")]

@@ -213,6 +213,24 @@ def thermal(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
     )
 
 
+def thermal_tpot(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    """A localised TPOT fault: one GPU throttles hard, so its replica decodes slowly enough
+    to breach the TPOT SLO; every batch stays small (nothing to gain from max_num_seqs)."""
+    gpu = _pick_gpu(fleet, rng)
+    replica = gpu.replica
+    assert replica is not None
+    gpu.temp_override_c = 91.0
+    gpu.clock_factor = 0.45
+    replica.profile.tpot_factor = 3.0
+    return Outcome(
+        runbook="tpot_slo",
+        cause="thermal_throttling",
+        action="drain",
+        action_target=f"node/{gpu.node}",
+        faults=[_gpu_fault("thermal", gpu, "91 C, SM clock throttled hard")],
+    )
+
+
 def error_burst(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
     victims = _pick(fleet, rng, 0.25)
     for r in victims:
@@ -286,6 +304,11 @@ _CATALOGUE: tuple[tuple[str, str, ScenarioFn], ...] = (
     ),
     ("xid_79", "A GPU fell off the bus; its replica is down.", _xid(79, fatal=True)),
     ("thermal", "One GPU at 87 C, clocks throttled.", thermal),
+    (
+        "thermal_tpot",
+        "One GPU throttled hard: its replica alone breaches the TPOT SLO.",
+        thermal_tpot,
+    ),
     ("error_burst", "Errors and aborted requests on some replicas.", error_burst),
     (
         "oom_crash_loop",
