@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 from bot.config import ConfigError, Settings
 from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, load_runbooks
@@ -143,9 +144,21 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
         )
 
     if bolt is not None:
+        secret = svc.settings.slack_signing_secret
+        verifier = SignatureVerifier(secret.get_secret_value()) if secret else None
 
         @routes.post("/slack/events")
         async def slack_events(request: web.Request) -> web.Response:
+            # Bolt refuses forged and stale (> 5 min) requests; a valid one sent again
+            # within those 5 minutes is refused here: each signature is served once.
+            body = await request.read()
+            signature = request.headers.get("X-Slack-Signature", "")
+            if (
+                verifier is not None
+                and verifier.is_valid_request(body, dict(request.headers))
+                and not await asyncio.to_thread(svc.store.first_sight, signature)
+            ):
+                return web.json_response({"error": "replayed request"}, status=401)
             return await to_aiohttp_response(
                 await bolt.async_dispatch(await to_bolt_request(request))
             )

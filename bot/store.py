@@ -101,6 +101,15 @@ class ActionRequest(Base):
     approval_ref: Mapped[str | None] = mapped_column(String(128))  # where approval was asked
 
 
+class SeenRequest(Base):
+    """A signed Slack request already served: the same signature again is a replay."""
+
+    __tablename__ = "seen_requests"
+
+    signature: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class TargetLock(Base):
     """One action at a time per target (a deployment, a node), across bot replicas."""
 
@@ -384,6 +393,25 @@ class Store:
         return [
             request_id for request_id in stale if self.transition(request_id, waiting, "expired")
         ]
+
+    # --- replay protection -----------------------------------------------------------------
+
+    def first_sight(self, signature: str) -> bool:
+        """Record a request signature; False when it was seen before (on any replica)."""
+        try:
+            with self.session() as s, s.begin():
+                s.add(SeenRequest(signature=signature))
+            return True
+        except IntegrityError:
+            return False
+
+    def forget_seen(self, older_than: timedelta) -> int:
+        """Drop signatures older than Slack's own freshness window: they cannot come back."""
+        with self.session() as s, s.begin():
+            result = s.execute(
+                delete(SeenRequest).where(SeenRequest.seen_at < utcnow() - older_than)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     # --- verification re-checks -----------------------------------------------------------
 

@@ -349,3 +349,17 @@ def test_results_read_as_sentences_in_the_thread_they_came_from(world: World) ->
     text = json.dumps(message.blocks)
     assert f"evicted: serving/{node}-pod-0, serving/{node}-pod-1" in text
     assert "['" not in text and "{}" not in text and "not_evicted" not in text
+
+
+def test_a_replayed_request_is_refused(world: World) -> None:
+    """Same body, same signature, same timestamp: served once, refused after (HTTP mode)."""
+    body = slash_command_body(
+        "help", user_id="U1", channel_id=CHANNEL, response_url=world.slack.new_response_url()
+    )
+    stamp = int(time.time())
+    first = send_signed(world.events(), body, SECRET, timestamp=stamp)
+    again = send_signed(world.events(), body, SECRET, timestamp=stamp)
+    assert first.status == 200
+    assert again.status == 401 and b"replayed" in again.body
+    # the same command sent anew (a new timestamp, so a new signature) is served
+    assert send_signed(world.events(), body, SECRET, timestamp=stamp + 1).status == 200

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,12 +27,13 @@ VERIFY_POLL_S = 2.0
 def start_scheduler(svc: Services) -> AsyncIOScheduler:
     """Every few seconds: due verification re-checks and unposted alerts (both kept in the
     database and claimed by one replica each, so a restart or a dead replica loses
-    nothing); request expiry every minute."""
+    nothing); request expiry and forgetting old Slack request signatures every minute."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     remediation = svc.remediation
 
     async def expire() -> None:
         await asyncio.to_thread(remediation.expire_requests)
+        await asyncio.to_thread(svc.store.forget_seen, timedelta(minutes=10))
 
     scheduler.add_job(remediation.run_due_verifications, "interval", seconds=VERIFY_POLL_S)
     scheduler.add_job(intake.redrive, "interval", args=[svc], seconds=intake.RETRY_S)
