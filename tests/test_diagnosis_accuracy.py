@@ -240,3 +240,24 @@ def test_a_localised_slow_replica_gets_no_fleet_wide_batch_change(stack: FleetSt
     running = next(c for c in d.checks if c.id == "running_seqs")
     assert running.status == "ok", running.summary  # far from max_num_seqs
     assert [(a.kind, a.target) for a in d.actions] == [("drain", f"node/{fault.node}")]
+
+
+def test_a_model_scope_reaches_the_gpus_that_serve_it(stack: FleetStack) -> None:
+    """DCGM series carry no model name: a model_name= scope finds its GPUs through the pods
+    that serve the model, instead of reading every GPU check as unknown."""
+    truth = stack.switch("xid_48", seed=11)
+    (fault,) = truth.faults
+    model = stack.simulator.fleet.replicas[0].model
+
+    def diagnosed() -> Diagnosis:
+        d = run(stack, RUNBOOKS["gpu_hardware_failure"], Scope(labels={"model_name": model}))
+        xid = next(c for c in d.checks if c.id == "xid_errors")
+        assert xid.status == "crit", xid.summary
+        return d
+
+    d = eventually(diagnosed, timeout_s=40)
+    gpu_checks = [c for c in d.checks if c.id in ("xid_errors", "ecc_errors", "gpu_temperature")]
+    assert all(c.status != "unknown" for c in gpu_checks), [c.summary for c in gpu_checks]
+    assert ("drain", f"node/{fault.node}") in [(a.kind, a.target) for a in d.actions]
+    other = run(stack, RUNBOOKS["gpu_hardware_failure"], Scope(labels={"model_name": "absent"}))
+    assert all(c.status == "unknown" for c in other.checks if c.id == "xid_errors")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 
+from bot.diagnosis.metric_names import RUNNING
 from bot.models import Scope
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DCGM_HOST_LABELS = ("Hostname", "hostname")
 # Scope keys with a meaning beyond "exact label match".
-NODE_KEY, DEPLOYMENT_KEY, CLUSTER_KEY = "node", "deployment", "cluster"
+NODE_KEY, DEPLOYMENT_KEY, CLUSTER_KEY, MODEL_KEY = "node", "deployment", "cluster", "model_name"
 
 
 class ScopeError(ValueError):
@@ -82,9 +83,21 @@ def vllm(metric: str | tuple[str, ...], scope: Scope, extra: str = "") -> str:
 
 
 def _dcgm_selectors(scope: Scope, extra: str) -> list[str]:
-    pod_level = {k: v for k, v in scope.labels.items() if k not in (NODE_KEY, CLUSTER_KEY)}
+    pod_level = {
+        k: v for k, v in scope.labels.items() if k not in (NODE_KEY, CLUSTER_KEY, MODEL_KEY)
+    }
     base = ",".join([*_matchers(Scope(labels=pod_level)), *([extra] if extra else [])])
     return node_filter(scope, base)
+
+
+def _serving_model(expr: str, scope: Scope) -> str:
+    """DCGM labels a GPU with the pod using it, never with a model: a model scope keeps
+    the GPUs of the pods that serve the model (a join, however many pods that is)."""
+    model = scope.labels.get(MODEL_KEY)
+    if model is None:
+        return expr
+    served = f"{RUNNING}{{{MODEL_KEY}={quote(model)}}}"  # one name in every vLLM release
+    return f"({expr} and on (namespace, pod) group by (namespace, pod) ({served}))"
 
 
 def _either(parts: list[str]) -> str:
@@ -93,7 +106,8 @@ def _either(parts: list[str]) -> str:
 
 def dcgm(metric: str, scope: Scope, extra: str = "") -> str:
     """A DCGM series selector for the scope, whichever host label spelling is in use."""
-    return _either([f"{metric}{{{sel}}}" for sel in _dcgm_selectors(scope, extra)])
+    parts = [f"{metric}{{{sel}}}" for sel in _dcgm_selectors(scope, extra)]
+    return _serving_model(_either(parts), scope)
 
 
 def dcgm_over(function: str, metric: str, scope: Scope, window: str, extra: str = "") -> str:
@@ -104,9 +118,8 @@ def dcgm_over(function: str, metric: str, scope: Scope, window: str, extra: str 
     joined: ``increase(A{Hostname="n"}[5m]) or increase(A{hostname="n"}[5m])``.
     """
     check_window(window)
-    return _either(
-        [f"{function}({metric}{{{sel}}}[{window}])" for sel in _dcgm_selectors(scope, extra)]
-    )
+    parts = [f"{function}({metric}{{{sel}}}[{window}])" for sel in _dcgm_selectors(scope, extra)]
+    return _serving_model(_either(parts), scope)
 
 
 # Labels that tell replicas apart; renamed metrics are merged per replica on these.
