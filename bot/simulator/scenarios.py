@@ -197,38 +197,32 @@ def _xid(code: int, *, fatal: bool) -> ScenarioFn:
     return apply
 
 
-def thermal(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
-    gpu = _pick_gpu(fleet, rng)
-    replica = gpu.replica
-    assert replica is not None
-    gpu.temp_override_c = 87.0
-    gpu.clock_factor = 0.72
-    replica.profile.tpot_factor = 1.35
-    return Outcome(
-        runbook="gpu_thermal",
-        cause="gpu_overheating",
-        action="drain",
-        action_target=f"node/{gpu.node}",
-        faults=[_gpu_fault("thermal", gpu, "87 C, SM clock throttled")],
-    )
+def _throttle(
+    temp_c: float, clock_factor: float, tpot_factor: float, runbook: str, cause: str
+) -> Callable[[Fleet, random.Random, float], Outcome]:
+    """One hot GPU whose clocks throttle, slowing its replica's decode by ``tpot_factor``."""
+
+    def apply(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+        gpu = _pick_gpu(fleet, rng)
+        assert gpu.replica is not None
+        gpu.temp_override_c = temp_c
+        gpu.clock_factor = clock_factor
+        gpu.replica.profile.tpot_factor = tpot_factor
+        return Outcome(
+            runbook=runbook,
+            cause=cause,
+            action="drain",
+            action_target=f"node/{gpu.node}",
+            faults=[_gpu_fault("thermal", gpu, f"{temp_c:g} C, SM clock at {clock_factor:.0%}")],
+        )
+
+    return apply
 
 
-def thermal_tpot(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
-    """A localised TPOT fault: one GPU throttles hard, so its replica decodes slowly enough
-    to breach the TPOT SLO; every batch stays small (nothing to gain from max_num_seqs)."""
-    gpu = _pick_gpu(fleet, rng)
-    replica = gpu.replica
-    assert replica is not None
-    gpu.temp_override_c = 91.0
-    gpu.clock_factor = 0.45
-    replica.profile.tpot_factor = 3.0
-    return Outcome(
-        runbook="tpot_slo",
-        cause="thermal_throttling",
-        action="drain",
-        action_target=f"node/{gpu.node}",
-        faults=[_gpu_fault("thermal", gpu, "91 C, SM clock throttled hard")],
-    )
+thermal = _throttle(87.0, 0.72, 1.35, "gpu_thermal", "gpu_overheating")
+# A localised TPOT fault: throttled hard enough that this replica alone breaches the TPOT
+# SLO, while every batch stays small (nothing to gain from a smaller max_num_seqs).
+thermal_tpot = _throttle(91.0, 0.45, 3.0, "tpot_slo", "thermal_throttling")
 
 
 def error_burst(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
