@@ -44,6 +44,16 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 < number <= 3600.0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (0-3600], got {value!r}")
+    return number
+
+
 def _dns_label(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
         raise argparse.ArgumentTypeError(
@@ -136,7 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diag.add_argument("--format", choices=("text", "json"), default="text")
     diag.add_argument("--window", metavar="DURATION", help="rate window (default 5m or config)")
-    diag.add_argument("--timeout", type=float, metavar="SECONDS", help="per-query deadline")
+    diag.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="deadline: every query and every check ends within it (default: the config's "
+        "query_timeout_s per query, twice that per check)",
+    )
 
     runbooks = sub.add_parser("runbooks", help="list, show and lint runbooks")
     rb_sub = runbooks.add_subparsers(dest="runbooks_command", required=True, metavar="ACTION")

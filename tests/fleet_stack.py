@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from bot.diagnosis.promql import history_query
+from bot.models import Scope
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
 from bot.simulator.scenarios import GroundTruth
@@ -61,13 +63,28 @@ class FleetStack:
         assert len(result) == 1, f"{promql} returned {len(result)} series: {result}"
         return result[0][1]
 
+    def history_s(self) -> float:
+        """Seconds of fleet data Prometheus holds (what a diagnosis checks its window against)."""
+        rows = self.vector(history_query(Scope(), "10m"))
+        return rows[0][1] if rows else 0.0
+
+    def wait_for_history(self, seconds: float) -> None:
+        """Until a rate over ``seconds`` is a fact, not 'not enough history'."""
+
+        def filled() -> None:
+            assert self.history_s() >= seconds, f"{self.history_s():.0f} s of {seconds:g} s"
+
+        eventually(filled, timeout_s=seconds + 30)
+
 
 def start_stack(
     binary: str,
     rule_files: list[Path] | None = None,
     alertmanagers: list[str] | None = None,
+    history_s: float = 0.0,
     **fleet_args: Any,
 ) -> FleetStack:
+    """A fleet and a Prometheus scraping it; ``history_s``: wait until it holds that much."""
     args: dict[str, Any] = {"replicas": 8, "gpus_per_replica": 4, "seed": 7} | fleet_args
     fleet = build_fleet(now=time.time(), **args)
     simulator = Simulator(fleet, "healthy", args["seed"])
@@ -86,4 +103,7 @@ def start_stack(
         prometheus.stop()
         server.stop()
         raise
-    return FleetStack(simulator, server, prometheus)
+    stack = FleetStack(simulator, server, prometheus)
+    if history_s:
+        stack.wait_for_history(history_s)
+    return stack

@@ -31,7 +31,7 @@ RUNBOOKS = load_runbooks()
 
 @pytest.fixture(scope="module")
 def stack(prometheus_binary: str) -> Iterator[FleetStack]:
-    s = start_stack(prometheus_binary, legacy_fraction=0.5, seed=11)
+    s = start_stack(prometheus_binary, legacy_fraction=0.5, seed=11, history_s=20)
     yield s
     s.prometheus.stop()
     s.server.stop()

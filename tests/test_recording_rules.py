@@ -27,7 +27,9 @@ RUNBOOKS = load_runbooks()
 def stack(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStack]:
     rules = tmp_path_factory.mktemp("rules") / "recording.yml"
     rules.write_text(yaml.safe_dump({"groups": [recording_group(WINDOW)]}))
-    s = start_stack(prometheus_binary, rule_files=[rules], legacy_fraction=0.5, seed=3)
+    s = start_stack(
+        prometheus_binary, rule_files=[rules], legacy_fraction=0.5, seed=3, history_s=20
+    )
     yield s
     s.prometheus.stop()
     s.server.stop()

@@ -92,7 +92,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    stack = start_stack(prometheus_binary, seed=5)
+    stack = start_stack(prometheus_binary, seed=5, history_s=20)
     slack = FakeSlack().start()
     kube = FakeKubernetes().start()
     kube.add_deployment("inference", DEPLOYMENT, "vllm/vllm-openai:v0.11.0", replicas=8)

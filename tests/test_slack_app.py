@@ -63,7 +63,11 @@ def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> I
     rules = tmp_path_factory.mktemp("rules") / "rules.yml"
     rules.write_text(render_rules_yaml(load_runbooks(), for_override="0s"))
     stack = start_stack(
-        prometheus_binary, rule_files=[rules], alertmanagers=[alertmanager.url], seed=5
+        prometheus_binary,
+        rule_files=[rules],
+        alertmanagers=[alertmanager.url],
+        seed=5,
+        history_s=20,
     )
     slack = FakeSlack().start()
     bot = BotRunner(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 
 from rich.console import Console
@@ -12,12 +13,26 @@ from rich.live import Live
 from bot.commands.common import EXIT_OK, EXIT_PROBLEM, UsageError
 from bot.commands.terminal import as_json, progress_table, report
 from bot.config import Settings, load_settings
-from bot.diagnosis.engine import DiagnosisOptions, diagnose, options_from_settings
+from bot.diagnosis.engine import DiagnosisOptions, OnCheck, diagnose, options_from_settings
 from bot.diagnosis.promql import ScopeError, check_window
 from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, Runbook, RunbookError, load_runbooks
 from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.models import CheckResult, Diagnosis, Scope
 from bot.sources.prometheus import PrometheusSource
+
+
+async def run_diagnosis(
+    runbook: Runbook,
+    scope: Scope,
+    source: PrometheusSource,
+    options: DiagnosisOptions,
+    on_check: OnCheck | None = None,
+) -> Diagnosis:
+    """One diagnosis, its connections closed before the event loop ends."""
+    try:
+        return await diagnose(runbook, scope, source, options, on_check)
+    finally:
+        await source.aclose()
 
 
 def runbooks_for(settings: Settings) -> dict[str, Runbook]:
@@ -49,14 +64,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     url = args.prometheus or str(cluster.prometheus_url)
     source = PrometheusSource(url, timeout_s=args.timeout or settings.query_timeout_s)
     options = options_from_settings(settings, window)
-    try:
-        if args.format == "json":
-            result = asyncio.run(diagnose(runbook, scope, source, options))
-            print(json.dumps(as_json(result), indent=2))
-        else:
-            result = _diagnose_live(runbook, scope, source, options)
-    finally:
-        source.close()
+    if args.timeout:  # the deadline of the whole diagnosis: every query, every check
+        options = dataclasses.replace(options, check_timeout_s=args.timeout)
+    if args.format == "json":
+        result = asyncio.run(run_diagnosis(runbook, scope, source, options))
+        print(json.dumps(as_json(result), indent=2))
+    else:
+        result = _diagnose_live(runbook, scope, source, options)
     return exit_code(result)
 
 
@@ -73,6 +87,6 @@ def _diagnose_live(
             done[result.id] = result
             live.update(progress_table(runbook.title, ids, done))
 
-        result = asyncio.run(diagnose(runbook, scope, source, options, on_check))
+        result = asyncio.run(run_diagnosis(runbook, scope, source, options, on_check))
     console.print(report(result))
     return result

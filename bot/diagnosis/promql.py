@@ -142,10 +142,33 @@ def rate_by(
     return f"sum by ({by}) ({' or '.join(parts)})"
 
 
-WINDOW = re.compile(r"^\d+(ms|s|m|h|d)$")
+WINDOW = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def check_window(window: str) -> str:
     if not WINDOW.match(window):
         raise ScopeError(f"window {window!r} is not a PromQL duration such as 30s or 5m")
     return window
+
+
+def window_seconds(window: str) -> float:
+    match = WINDOW.match(check_window(window))
+    assert match is not None
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def history_query(scope: Scope, window: str) -> str:
+    """Seconds of data the scope's replicas have within ``window`` (oldest first sample).
+
+    ``timestamp()`` sampled through a subquery is the time of the latest sample at each
+    step; its minimum over the window is (to one step) when the oldest replica in scope
+    was first scraped, so ``time()`` minus it is how much of the window the data fills.
+    Younger than one step, the subquery has no point yet: 0 s, while series exist.
+    """
+    step = max(1, round(window_seconds(window) / 60))
+    series = vllm(RUNNING, scope)
+    return (
+        f"(time() - min(min_over_time(timestamp({series})[{window}:{step}s])))"
+        f" or (0 * count({series}))"
+    )

@@ -1,7 +1,10 @@
-"""Prometheus access through prometheus-api-client, made async, bounded and failure-safe.
+"""Prometheus access over its HTTP API with httpx: async, bounded, cancellable, failure-safe.
 
-Every query has a deadline; a slow or unreachable Prometheus raises ``MetricsError`` with
-a reason a person can act on. Nothing here retries forever or blocks the event loop.
+Every query has one deadline for the whole exchange (connect, send, wait, read); a slow or
+unreachable Prometheus raises ``MetricsError`` with a reason a person can act on. A query
+that is abandoned (its check timed out, the diagnosis was cancelled) closes its connection
+at once: nothing is retried after its deadline, nothing keeps running in a thread, nothing
+holds the process open at exit.
 """
 
 from __future__ import annotations
@@ -9,17 +12,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+import httpx
 
 
 @dataclass(frozen=True)
@@ -54,44 +51,84 @@ def parse_vector(result: Any) -> list[Sample]:
     return samples
 
 
+def parse_matrix(result: Any) -> list[RangeSeries]:
+    """Range-query JSON → series with their finite points."""
+    out: list[RangeSeries] = []
+    for item in result if isinstance(result, list) else []:
+        points = [(float(t), float(v)) for t, v in item.get("values", [])]
+        points = [(t, v) for t, v in points if math.isfinite(v)]
+        out.append(RangeSeries(labels=dict(item.get("metric", {})), points=points))
+    return out
+
+
+RETRY_STATUS = (502, 503, 504)  # a proxy or a restarting Prometheus: one quick retry
+
+
+def _answer(url: str, response: httpx.Response) -> Any:
+    """The ``data`` of a Prometheus API answer, or MetricsError saying what went wrong."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("status") == "success":
+        return body.get("data")
+    detail = body.get("error") if isinstance(body, dict) else None
+    if response.status_code in (400, 422) and detail:
+        raise MetricsError(f"Prometheus at {url} refused the query: {detail}")
+    if response.status_code == 503 and detail and "timeout" in str(detail).lower():
+        raise MetricsError(f"Prometheus at {url} gave up on the query: {detail}")
+    reason = detail or response.reason_phrase or "no reason given"
+    raise MetricsError(f"Prometheus at {url} answered HTTP {response.status_code}: {reason}")
+
+
 class PrometheusSource:
-    """Instant queries against one Prometheus, run on a private thread pool."""
+    """Queries against one Prometheus (or a Prometheus-compatible query endpoint)."""
 
     def __init__(self, url: str, *, timeout_s: float = 10.0, max_concurrency: int = 16) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
-        # One quick retry for a blip; the per-query deadline bounds the total either way.
-        retry = Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504))
-        session = requests.Session()
-        self._client = PrometheusConnect(
-            url=self.url, session=session, timeout=max(1, math.ceil(timeout_s))
+        self._limits = httpx.Limits(
+            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
         )
-        # The client mounts its own adapter for the URL: replace it with one whose pool
-        # holds a connection per concurrent query.
-        session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=max_concurrency))
-        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="prometheus")
+        # An httpx client belongs to the event loop that uses it: one per loop.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._clients = weakref.WeakKeyDictionary()
 
-    def _query(self, promql: str) -> Any:
-        params = {"timeout": f"{self.timeout_s:g}s"}
-        return self._client.custom_query(promql, params=params)
-
-    async def _run(self, call: Callable[[], Any]) -> Any:
+    def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, call)
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                base_url=self.url, limits=self._limits, timeout=self.timeout_s, trust_env=False
+            )
+            self._clients[loop] = client
+        return client
+
+    async def _post(self, path: str, form: dict[str, str]) -> Any:
+        """POST a query form (no URL length limit); one deadline for every attempt."""
+        form = form | {"timeout": f"{self.timeout_s:g}s"}
         try:
-            return await asyncio.wait_for(future, timeout=self.timeout_s + 1.0)
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._client().post(path, data=form)
+                if response.status_code in RETRY_STATUS:
+                    await asyncio.sleep(0.1)
+                    response = await self._client().post(path, data=form)
         except TimeoutError as exc:
             raise MetricsError(
                 f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s"
             ) from exc
-        except PrometheusApiClientException as exc:
-            raise MetricsError(f"Prometheus at {self.url} refused the query: {exc}") from exc
-        except requests.RequestException as exc:
+        except httpx.TimeoutException as exc:
+            raise MetricsError(
+                f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s"
+            ) from exc
+        except httpx.HTTPError as exc:
             reason = type(exc).__name__.replace("Error", " error").strip()
             raise MetricsError(f"cannot reach Prometheus at {self.url} ({reason})") from exc
+        return _answer(self.url, response)
 
     async def query(self, promql: str) -> list[Sample]:
-        return parse_vector(await self._run(lambda: self._query(promql)))
+        data = await self._post("/api/v1/query", {"query": promql})
+        return parse_vector(data.get("result") if isinstance(data, dict) else None)
 
     async def query_range(
         self, promql: str, seconds: float = 3600, step_s: float | None = None
@@ -99,24 +136,33 @@ class PrometheusSource:
         """The last ``seconds`` of ``promql`` (charts); same deadline and errors as query."""
         end = time.time()
         step = step_s or max(5.0, seconds / 240)
-        params = {"timeout": f"{self.timeout_s:g}s"}
+        form = {"query": promql, "start": f"{end - seconds:.3f}", "end": f"{end:.3f}"}
+        data = await self._post("/api/v1/query_range", form | {"step": f"{step:g}"})
+        return parse_matrix(data.get("result") if isinstance(data, dict) else None)
 
-        def run() -> Any:
-            return self._client.custom_query_range(
-                promql,
-                start_time=datetime.fromtimestamp(end - seconds, UTC),
-                end_time=datetime.fromtimestamp(end, UTC),
-                step=f"{step:g}",
-                params=params,
-            )
+    async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """Any other read of the HTTP API (targets, rules, labels): its ``data``."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._client().get(path, params=params)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise MetricsError(
+                f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s"
+            ) from exc
+        except httpx.HTTPError as exc:
+            reason = type(exc).__name__.replace("Error", " error").strip()
+            raise MetricsError(f"cannot reach Prometheus at {self.url} ({reason})") from exc
+        return _answer(self.url, response)
 
-        raw = await self._run(run)
-        out: list[RangeSeries] = []
-        for item in raw if isinstance(raw, list) else []:
-            points = [(float(t), float(v)) for t, v in item.get("values", [])]
-            points = [(t, v) for t, v in points if math.isfinite(v)]
-            out.append(RangeSeries(labels=dict(item.get("metric", {})), points=points))
-        return out
+    async def aclose(self) -> None:
+        """Close this loop's connections (call before the loop ends)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Forget every client, closing those of idle loops (a running loop's close with it)."""
+        for loop, client in list(self._clients.items()):
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(client.aclose())
+        self._clients.clear()

@@ -12,12 +12,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.diagnosis.promql import LABEL_NAME, rate_by, vllm_selector
+from bot.diagnosis.promql import (
+    LABEL_NAME,
+    history_query,
+    rate_by,
+    vllm_selector,
+    window_seconds,
+)
 from bot.diagnosis.recording import recording_for
 from bot.models import CheckResult, Offender, Scope, Status
 from bot.sources.prometheus import MetricsSource, Sample
 
 TOP_K = 5
+# A rate over a window the data fills less than this much is not reported as a number.
+HISTORY_FILL = 0.9
 # Labels that identify one vLLM replica and one GPU, in every variant seen in fleets.
 REPLICA_LABELS = "namespace, pod, instance, model_name"
 GPU_LABELS = "Hostname, hostname, gpu, UUID, namespace, pod"
@@ -72,6 +80,27 @@ class CheckContext:
             return rate_by(metric, self.scope, self.window, by, extra)
         return (
             f"sum by ({by}) ({recording.name(self.window)}{{{vllm_selector(self.scope, extra)}}})"
+        )
+
+    async def history_gap(self) -> str | None:
+        """'not enough history (40 s of 300 s)' when the data does not fill the window.
+
+        A rate (or a quantile of rates) over a window longer than the data reads low by
+        the missing share, so it is not a fact yet. None when the window is filled, or
+        when nothing in scope answers (the check's own queries say so).
+        """
+        rows = await self.query(history_query(self.scope, self.window))
+        if not rows:
+            return None
+        have, want = max(0.0, rows[0].value), window_seconds(self.window)
+        if have >= HISTORY_FILL * want:
+            return None
+        return f"not enough history ({have:.0f} s of {want:.0f} s)"
+
+    def too_new(self, what: str, gap: str) -> str:
+        return (
+            f"{what}: {gap} for a rate over {self.window}; wait, or diagnose with a shorter "
+            "window (--window)"
         )
 
     async def query_all(self, *promql: str) -> list[list[Sample]]:
@@ -231,10 +260,19 @@ async def gauge_check(
     missing: str,
     noun: str = "replicas",
     above: bool = True,
+    rates: bool = False,
 ) -> CheckResult:
-    """The common shape: one series per target, thresholds, worst offenders."""
+    """The common shape: one series per target, thresholds, worst offenders.
+
+    ``rates``: ``expr`` is a rate over the window, so the window must hold enough history.
+    """
     thresholds = ctx.thresholds(above)
-    result = await per_target(ctx, expr, thresholds)
+    if rates:
+        gap, result = await asyncio.gather(ctx.history_gap(), per_target(ctx, expr, thresholds))
+        if gap:
+            return unknown(ctx, check_id, title, ctx.too_new(what, gap))
+    else:
+        result = await per_target(ctx, expr, thresholds)
     if result is None:
         return unknown(ctx, check_id, title, missing)
     return CheckResult(
@@ -282,7 +320,11 @@ async def quantile_check(
     queries on a large fleet. One bad replica in a healthy fleet is a warning, not an
     outage; the fleet-wide value decides critical.
     """
-    fleet, top = await ctx.query_all(fleet_expr, f"topk({TOP_K}, {per_target_expr})")
+    gap, (fleet, top) = await asyncio.gather(
+        ctx.history_gap(), ctx.query_all(fleet_expr, f"topk({TOP_K}, {per_target_expr})")
+    )
+    if gap:
+        return unknown(ctx, check_id, title, ctx.too_new(what, gap))
     if not fleet and not top:
         return unknown(ctx, check_id, title, missing)
     offenders = offenders_from(top, thresholds)

@@ -28,6 +28,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         what="Errors",
         expr=f"(({http_failed} / {http_all}) or ({engine_failed} / {engine_all}))",
         unit="ratio",
+        rates=True,
         missing=f"no {HTTP_REQUESTS} nor {REQUEST_SUCCESS} traffic in scope over {w}",
     )
 

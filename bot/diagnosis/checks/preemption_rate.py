@@ -15,6 +15,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         what="Preemptions",
         expr=f"({ctx.rate(PREEMPTIONS, REPLICA_LABELS)} * 60)",
         unit="/min",
+        rates=True,
         missing=f"no {PREEMPTIONS} series in scope: is vLLM scraped?",
     )
 

@@ -1,5 +1,7 @@
 """Demand against capacity: completed and arriving requests per second, for sizing."""
 
+import asyncio
+
 from bot.diagnosis.checks.base import REPLICA_LABELS, Check, CheckContext, fmt, stats, unknown
 from bot.diagnosis.metric_names import REQUEST_SUCCESS, RUNNING, WAITING
 from bot.diagnosis.promql import vllm
@@ -23,7 +25,9 @@ async def run(ctx: CheckContext) -> CheckResult:
             ("replicas", replicas),
         )
     )
-    (rows,) = await ctx.query_all(query)
+    gap, (rows,) = await asyncio.gather(ctx.history_gap(), ctx.query_all(query))
+    if gap:
+        return unknown(ctx, ID, TITLE, ctx.too_new("Throughput", gap))
     values = stats(rows)
     if "replicas" not in values or "completed" not in values:
         return unknown(ctx, ID, TITLE, f"no {REQUEST_SUCCESS} traffic in scope over {w}")
