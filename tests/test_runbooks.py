@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from bot.diagnosis.checks import REGISTRY
+from bot.diagnosis.rules import PLACEHOLDER, TARGET_FORMS
 from bot.diagnosis.runbooks import (
     DEFAULT_RUNBOOK_DIR,
-    PLACEHOLDER,
-    TARGET_FORMS,
     Runbook,
     RunbookError,
     load_runbook_file,

@@ -13,11 +13,13 @@ from typing import Any
 
 from bot.diagnosis import sizing
 from bot.diagnosis.checks.base import fmt
-from bot.diagnosis.runbooks import PLACEHOLDER, TARGET_FORMS, ActionSpec, Condition, Rule, Runbook
+from bot.diagnosis.rules import PLACEHOLDER, TARGET_FORMS, ActionSpec, Condition, Rule
+from bot.diagnosis.runbooks import Runbook
 from bot.diagnosis.workloads import workload_of_pod
 from bot.models import (
     CheckResult,
     Finding,
+    Offender,
     RecommendedAction,
     Scope,
     Status,
@@ -164,6 +166,48 @@ def _sized(
     return params, f"scale {plan.current} → {plan.replicas}: {plan.why}"
 
 
+def _pods(offenders: list[Offender]) -> set[str]:
+    # By name alone: pod names carry a random suffix, and GPU series may name the
+    # namespace differently from vLLM's (exporter relabelling).
+    return {o.target["pod"] for o in offenders if "pod" in o.target}
+
+
+def _evidence(rule: Rule, results: Mapping[str, CheckResult]) -> list[Offender]:
+    """The targets an action's rule acts on: the bad offenders of its target check."""
+    check = rule.action.target_check if rule.action else None
+    result = results.get(check or "")
+    return [o for o in result.offenders if o.status != "ok"] if result else []
+
+
+def _explained_by_hardware(
+    matched: list[Rule], results: Mapping[str, CheckResult]
+) -> dict[str, str]:
+    """Rules whose workload action only addresses symptoms of a GPU being drained.
+
+    When every replica behind a scale or configuration change runs on a GPU that a drain
+    takes out of service, the drain is the fix: a fault localised to some replicas must
+    not become a change to the whole workload. Maps rule id → the drain rule's id.
+    """
+    faulty: dict[str, str] = {}
+    for rule in matched:
+        if rule.action and rule.action.kind == "drain":
+            for pod in _pods(_evidence(rule, results)):
+                faulty.setdefault(pod, rule.id)
+    explained: dict[str, str] = {}
+    for rule in matched:
+        if not faulty or rule.action is None or rule.action.kind not in ("scale", "config"):
+            continue
+        bad = _evidence(rule, results)
+        result = results.get(rule.action.target_check or "")
+        counted = result.facts.get("warn") if result else None
+        if isinstance(counted, int) and counted > len(bad):
+            continue  # more replicas are affected than the report lists
+        pods = _pods(bad)
+        if bad and len(pods) == len(bad) and pods <= faulty.keys():
+            explained[rule.id] = faulty[next(iter(pods))]
+    return explained
+
+
 def evaluate(
     runbook: Runbook,
     results: Mapping[str, CheckResult],
@@ -172,25 +216,30 @@ def evaluate(
 ) -> tuple[list[Finding], list[RecommendedAction]]:
     policy = policy or SizingPolicy()
     findings: list[Finding] = []
-    actions: dict[tuple[str, str], RecommendedAction] = {}
-    for rule in runbook.rules:
-        if not all(_holds(c, results) for c in rule.when):
-            continue
+    actions: dict[tuple[str, str, str], RecommendedAction] = {}
+    matched = [rule for rule in runbook.rules if all(_holds(c, results) for c in rule.when)]
+    explained = _explained_by_hardware(matched, results)
+    for rule in matched:
         targets = [
             name
             for c in rule.when
             if c.check in results and results[c.check].status in ("warn", "crit")
             for name in _bad_offenders(results[c.check])
         ]
+        summary = render(rule.summary, results)
+        severity = _severity(rule, results)
+        if rule.id in explained:
+            summary += f" — on the replicas of the faulty GPU ({explained[rule.id]}): no change"
+            severity = "warn"
         findings.append(
             Finding(
                 id=rule.id,
-                severity=_severity(rule, results),
-                summary=render(rule.summary, results),
+                severity=severity,
+                summary=summary,
                 targets=list(dict.fromkeys(targets))[:5],
             )
         )
-        if rule.action is None:
+        if rule.action is None or rule.id in explained:
             continue
         params, sizing_note = (
             _sized(rule.action, results, policy)
@@ -200,9 +249,10 @@ def evaluate(
         reason = render(rule.action.reason, results)
         if sizing_note:
             reason = f"{reason} ({sizing_note})"
+        change = str(params.get("change", ""))
         for target in _targets(rule.action, scope, results):
             actions.setdefault(
-                (rule.action.kind, target),
+                (rule.action.kind, target, change),
                 RecommendedAction(
                     kind=rule.action.kind, target=target, params=params, reason=reason
                 ),

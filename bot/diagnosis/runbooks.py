@@ -15,33 +15,22 @@ from typing import Any, Literal
 from urllib.parse import quote_plus
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.diagnosis.checks import REGISTRY
-from bot.models import ActionKind, LabelMatchers, Status, labels_match
+from bot.diagnosis.rules import (
+    CATALOGUE_DIR,
+    ID_PATTERN,
+    Rule,
+    load_rule_catalogue,
+    rule_problems,
+)
+from bot.diagnosis.yaml_source import FieldError, line_index, parse_yaml_model
+from bot.diagnosis.yaml_source import RunbookError as RunbookError
+from bot.models import LabelMatchers, labels_match
 
 DEFAULT_RUNBOOK_DIR = Path(__file__).resolve().parents[2] / "runbooks"
-ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
-# `{check_id.field}` placeholders in summaries and reasons.
-PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\.([a-z_]+)(?:\.([a-z_]+))?\}")
 LINK_PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
-TEMPLATE_FIELDS = ("value", "summary", "offenders", "count", "status", "facts")
-TARGET_FORMS = re.compile(
-    r"^(?P<check>[a-z][a-z0-9_]*)\.(?:offenders:(?P<kind>deployment|pod|node)"
-    r"|facts\.(?P<fact>[a-z_]+))$|^scope:(?P<scope>deployment)$"
-)
-
-
-class FieldError(ValueError):
-    """A validation error that knows which nested field it is about.
-
-    Validators on a whole model would otherwise be reported at the model's own line;
-    ``loc`` (relative to the model) lets the linter point at the offending key.
-    """
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 class _Strict(BaseModel):
@@ -82,56 +71,6 @@ class CheckRef(_Strict):
                 f"check {self.id} has no parameter {unknown[0]!r}; known: {known}",
             )
         return self
-
-
-class Condition(_Strict):
-    """One test on a check result: its status, its value, or one of its facts."""
-
-    check: str
-    status: list[Status] | None = None
-    fact: str | None = None
-    above: float | None = None
-    below: float | None = None
-    equals: bool | str | float | None = None
-
-    @model_validator(mode="after")
-    def _says_something(self) -> Condition:
-        if (
-            self.status is None
-            and self.above is None
-            and self.below is None
-            and self.equals is None
-        ):
-            raise ValueError("a condition needs status, above, below or equals")
-        return self
-
-
-class ActionSpec(_Strict):
-    kind: ActionKind
-    target: str = Field(
-        description="check.offenders:deployment|pod|node, check.facts.NAME or scope:deployment"
-    )
-    sizing: Literal["throughput", "kv"] | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    reason: str
-
-    @field_validator("target")
-    @classmethod
-    def _target_form(cls, target: str) -> str:
-        if not TARGET_FORMS.match(target):
-            raise ValueError(
-                "target must be CHECK.offenders:deployment|pod|node, CHECK.facts.NAME "
-                f"or scope:deployment, got {target!r}"
-            )
-        return target
-
-
-class Rule(_Strict):
-    id: str = Field(pattern=ID_PATTERN)
-    when: list[Condition] = Field(min_length=1)
-    severity: Literal["warn", "crit", "checks"] = "checks"
-    summary: str
-    action: ActionSpec | None = None
 
 
 class AlertSpec(_Strict):
@@ -204,41 +143,8 @@ class Runbook(_Strict):
                 raise FieldError(("checks", i, "id"), f"check {check_id} is listed twice; merge")
         listed = set(ids)
         for r, rule in enumerate(self.rules):
-            for c, cond in enumerate(rule.when):
-                if cond.check not in listed:
-                    raise FieldError(
-                        ("rules", r, "when", c, "check"),
-                        f"rule {rule.id}: condition uses check {cond.check!r} "
-                        "which the runbook does not run; add it to checks",
-                    )
-            texts: list[tuple[tuple[str | int, ...], str]] = [
-                (("rules", r, "summary"), rule.summary)
-            ]
-            if rule.action:
-                texts.append((("rules", r, "action", "reason"), rule.action.reason))
-            for loc, text in texts:
-                for check, field_, _ in PLACEHOLDER.findall(text):
-                    if check not in listed:
-                        raise FieldError(
-                            loc,
-                            f"rule {rule.id}: {{{check}.{field_}}} names a check "
-                            "the runbook does not run",
-                        )
-                    if field_ not in TEMPLATE_FIELDS:
-                        raise FieldError(
-                            loc,
-                            f"rule {rule.id}: {{{check}.{field_}}}: field must be one "
-                            f"of {', '.join(TEMPLATE_FIELDS)}",
-                        )
-            if rule.action:
-                m = TARGET_FORMS.match(rule.action.target)
-                assert m is not None
-                if m.group("check") and m.group("check") not in listed:
-                    raise FieldError(
-                        ("rules", r, "action", "target"),
-                        f"rule {rule.id}: action target uses check "
-                        f"{m.group('check')!r} which the runbook does not run",
-                    )
+            for loc, message in rule_problems(rule, listed):
+                raise FieldError(("rules", r, *loc), message)
         return self
 
     def check_params(
@@ -250,61 +156,10 @@ class Runbook(_Strict):
         return {**REGISTRY[check_id].defaults, **own, **extra}
 
 
-class RunbookError(Exception):
-    """Invalid runbook files, phrased with file, line, field and fix."""
-
-
-def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Map each key path in a composed YAML document to its 1-based line."""
-    index = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*path, key.value)
-            index[child] = key.start_mark.line + 1
-            index.update({k: v for k, v in _line_index(value, child).items() if k != child})
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            index.update(_line_index(item, (*path, i)))
-    return index
-
-
-def _error_line(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
-    for cut in range(len(loc), -1, -1):
-        line = index.get(tuple(loc[:cut]))
-        if line is not None:
-            return line
-    return 1
-
-
 def parse_runbook(text: str, source: str = "<runbook>") -> Runbook:
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{mark.line + 1}:" if mark is not None else ""
-        raise RunbookError(f"{source}:{where} not valid YAML: {exc}") from exc
-    if node is None or not isinstance(data, dict):
-        raise RunbookError(f"{source}:1: a runbook is a YAML mapping with id, title, checks, …")
-    index = _line_index(node)
-    try:
-        return Runbook.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
-            cause = (error.get("ctx") or {}).get("error")
-            if isinstance(cause, FieldError):
-                loc = (*loc, *cause.loc)
-            field_path = ".".join(str(p) for p in loc) or "(top level)"
-            line = _error_line(index, loc)
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key; remove it or fix its spelling"
-            elif error["type"] == "missing":
-                message = "required key is missing; add it"
-            lines.append(f"{source}:{line}: {field_path}: {message}")
-        raise RunbookError("\n".join(lines)) from exc
+    return parse_yaml_model(
+        text, source, Runbook, "a runbook is a YAML mapping with id, title, checks, …"
+    )
 
 
 def load_runbook_file(path: Path) -> Runbook:
@@ -312,7 +167,7 @@ def load_runbook_file(path: Path) -> Runbook:
     runbook = parse_runbook(text, str(path))
     if runbook.id != path.stem:
         node = yaml.compose(text)
-        line = _line_index(node).get(("id",), 1) if node is not None else 1
+        line = line_index(node).get(("id",), 1) if node is not None else 1
         raise RunbookError(
             f"{path}:{line}: id: {runbook.id!r} must equal the file name {path.stem!r}"
         )
@@ -329,13 +184,41 @@ def runbook_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+def catalogue_dir(directory: Path) -> Path:
+    """The rule catalogue for runbooks in ``directory``: its own, else the shipped one."""
+    return directory if (directory / CATALOGUE_DIR).is_dir() else DEFAULT_RUNBOOK_DIR
+
+
+def with_shared_rules(runbook: Runbook, catalogue: list[Rule]) -> Runbook:
+    """The runbook as it runs: every catalogue rule it has the checks for, then its own.
+
+    A runbook may not redefine a catalogue rule: one finding kind, one recommendation.
+    """
+    shared = {rule.id for rule in catalogue}
+    clash = [rule.id for rule in runbook.rules if rule.id in shared]
+    if clash:
+        raise RunbookError(
+            f"runbook {runbook.id}: rule {clash[0]!r} is defined in the shared rule "
+            f"catalogue ({CATALOGUE_DIR}/); rename it or change the catalogue's"
+        )
+    checks = {ref.id for ref in runbook.checks}
+    applied = [rule for rule in catalogue if rule.applies_to(checks)]
+    return runbook.model_copy(update={"rules": [*applied, *runbook.rules]})
+
+
 def load_runbooks(directory: Path = DEFAULT_RUNBOOK_DIR) -> dict[str, Runbook]:
-    """Every runbook in ``directory``, or RunbookError listing every problem found."""
+    """Every runbook in ``directory`` with its shared rules, or RunbookError listing
+    every problem found."""
     runbooks: dict[str, Runbook] = {}
     problems: list[str] = []
+    try:
+        catalogue = load_rule_catalogue(catalogue_dir(directory))
+    except RunbookError as exc:
+        problems.append(str(exc))
+        catalogue = []
     for path in runbook_files([directory]):
         try:
-            runbook = load_runbook_file(path)
+            runbook = with_shared_rules(load_runbook_file(path), catalogue)
         except RunbookError as exc:
             problems.append(str(exc))
             continue
