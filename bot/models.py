@@ -82,6 +82,9 @@ class Finding(BaseModel):
     severity: Status
     summary: str
     targets: list[str] = Field(default_factory=list)
+    workload: str | None = Field(
+        default=None, description="kind/NS/NAME when decided for one workload of the scope"
+    )
 
 
 class RecommendedAction(BaseModel):
@@ -101,6 +104,10 @@ class Diagnosis(BaseModel):
     actions: list[RecommendedAction]
     remediation: str
     links: dict[str, str] = Field(default_factory=dict, description="title → URL")
+    workloads: list[str] = Field(
+        default_factory=list,
+        description="workloads of the scope decided on their own (their own checks' data)",
+    )
     duration_s: float
 
 

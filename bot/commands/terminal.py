@@ -46,6 +46,9 @@ def report(d: Diagnosis) -> RenderableType:
     head.append_text(status_text(d.status))
     head.append(f"   scope: {d.scope.describe()}   ({d.duration_s:.1f} s)", style="dim")
     parts.append(head)
+    if d.workloads:
+        names = ", ".join(w.split("/", 1)[1] for w in d.workloads)
+        parts.append(Text(f"decided per workload, each on its own data: {names}", style="dim"))
     parts.append(Text("\nFindings", style="bold underline"))
     for f in d.findings:
         line = Text("  ")
@@ -95,9 +98,16 @@ def as_json(d: Diagnosis) -> dict[str, Any]:
             for c in d.checks
         ],
         "findings": [
-            {"id": f.id, "severity": f.severity, "summary": f.summary, "targets": f.targets}
+            {
+                "id": f.id,
+                "severity": f.severity,
+                "summary": f.summary,
+                "targets": f.targets,
+                "workload": f.workload,
+            }
             for f in d.findings
         ],
+        "workloads": d.workloads,
         "actions": [a.model_dump() for a in d.actions],
         "remediation": d.remediation,
         "links": d.links,

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.diagnosis.checks import REGISTRY, CheckContext
 from bot.diagnosis.decisions import SizingPolicy, evaluate
-from bot.diagnosis.promql import NODE_KEY, ScopeError, check_window, dcgm
+from bot.diagnosis.labels import detect as detect_conventions
+from bot.diagnosis.per_workload import fallbacks, labelled, scope_of, unwell, workloads_in
+from bot.diagnosis.promql import NODE_KEY, ScopeError, check_window, conventions_of, dcgm
 from bot.diagnosis.runbooks import Runbook
-from bot.models import CheckResult, Diagnosis, Scope, worst
+from bot.models import CheckResult, Diagnosis, Finding, RecommendedAction, Scope, status_rank, worst
 from bot.sources.prometheus import MetricsError, MetricsSource
 
 if TYPE_CHECKING:
@@ -53,17 +55,21 @@ def options_from_settings(settings: Settings, window: str | None = None) -> Diag
 
 
 async def resolve_scope(scope: Scope, metrics: MetricsSource) -> Scope:
-    """vLLM series carry no node label: find the pods on the scope's node through DCGM."""
+    """The data's label conventions (configured, else detected); and since vLLM series
+    carry no node label, the pods on the scope's node, found through DCGM."""
+    scope = await detect_conventions(scope, metrics)
     node = scope.labels.get(NODE_KEY)
     if node is None or scope.pods is not None:
         return scope
+    pod = conventions_of(scope).gpu_label("pod")
     try:
-        assigned = dcgm("DCGM_FI_DEV_GPU_UTIL", scope, 'pod!=""')
-        rows = await metrics.query(f"group by (namespace, pod) ({assigned})")
+        assigned = dcgm("DCGM_FI_DEV_GPU_UTIL", scope, assigned=True)
+        rows = await metrics.query(f"group by ({pod}) ({assigned})")
     except MetricsError as exc:
         log.warning("cannot resolve pods on node %s: %s", node, exc)
         rows = []
-    return scope.model_copy(update={"pods": tuple(sorted({r.labels["pod"] for r in rows}))})
+    pods = tuple(sorted({r.labels[pod] for r in rows if r.labels.get(pod)}))
+    return scope.model_copy(update={"pods": pods})
 
 
 async def run_check(
@@ -106,17 +112,14 @@ async def run_check(
     return result.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
 
 
-async def diagnose(
+async def _run_checks(
     runbook: Runbook,
     scope: Scope,
     metrics: MetricsSource,
-    options: DiagnosisOptions | None = None,
+    options: DiagnosisOptions,
     on_check: OnCheck | None = None,
-) -> Diagnosis:
-    options = options or DiagnosisOptions()
-    check_window(options.window)
-    started = time.monotonic()
-    scope = await resolve_scope(scope, metrics)
+) -> dict[str, CheckResult]:
+    """Every check of the runbook, concurrently, reporting each as it finishes."""
     tasks = [
         asyncio.ensure_future(
             run_check(
@@ -138,8 +141,65 @@ async def diagnose(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    return results
+
+
+async def _workloads(scope: Scope, metrics: MetricsSource) -> set[str]:
+    try:
+        return await workloads_in(scope, metrics)
+    except MetricsError as exc:  # then decide scope-wide, as without several workloads
+        log.warning("cannot list the workloads in %s: %s", scope.describe(), exc)
+        return set()
+
+
+async def _decide_for(
+    workload: str,
+    runbook: Runbook,
+    scope: Scope,
+    metrics: MetricsSource,
+    options: DiagnosisOptions,
+) -> tuple[list[Finding], list[RecommendedAction]]:
+    narrowed = scope_of(workload, scope)
+    results = await _run_checks(runbook, narrowed, metrics, options)
+    findings, actions = evaluate(runbook, results, narrowed, options.sizing)
+    return labelled(workload, findings), actions
+
+
+async def diagnose(
+    runbook: Runbook,
+    scope: Scope,
+    metrics: MetricsSource,
+    options: DiagnosisOptions | None = None,
+    on_check: OnCheck | None = None,
+) -> Diagnosis:
+    options = options or DiagnosisOptions()
+    check_window(options.window)
+    started = time.monotonic()
+    scope = await resolve_scope(scope, metrics)
+    discovery = asyncio.ensure_future(_workloads(scope, metrics))
+    try:
+        results = await _run_checks(runbook, scope, metrics, options, on_check)
+        workloads = await discovery
+    finally:
+        discovery.cancel()
     ordered = [results[ref.id] for ref in runbook.checks]
     findings, actions = evaluate(runbook, results, scope, options.sizing)
+    split = unwell(ordered, workloads, scope)
+    decided = await asyncio.gather(
+        *(_decide_for(w, runbook, scope, metrics, options) for w in split)
+    )
+    own = [f for workload_findings, _ in decided for f in workload_findings]
+    if own:
+        # Each unwell workload on its own data; the scope-wide view keeps its blind spots.
+        findings = sorted(
+            [*own, *(f for f in fallbacks(findings) if f.id == "blind_spots")],
+            key=lambda f: -status_rank(f.severity),
+        )
+        merged: dict[tuple[str, str, str], RecommendedAction] = {}
+        for _, workload_actions in decided:
+            for a in workload_actions:
+                merged.setdefault((a.kind, a.target, str(a.params.get("change", ""))), a)
+        actions = list(merged.values())
     return Diagnosis(
         runbook=runbook.id,
         title=runbook.title,
@@ -150,5 +210,6 @@ async def diagnose(
         actions=actions,
         remediation=runbook.remediation,
         links={link.title: link.render(scope.labels) for link in runbook.links},
+        workloads=split if own else [],
         duration_s=round(time.monotonic() - started, 3),
     )

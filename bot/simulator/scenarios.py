@@ -124,6 +124,17 @@ def underprovisioned(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
     )
 
 
+def mixed_load(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    """Two models in one namespace: the first saturated, the others nearly idle, so
+    scope-wide averages read "not saturated" while one Deployment needs more replicas."""
+    outcome = underprovisioned(fleet, rng, now)
+    saturated = fleet.replicas[0].deployment
+    for r in fleet.replicas:
+        if r.deployment != saturated:
+            r.profile.arrival_rps = r.profile.capacity_rps * 0.1
+    return outcome
+
+
 def long_prefill(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
     for r in fleet.replicas:
         r.profile.prompt_sigma = 1.7
@@ -222,7 +233,7 @@ def _throttle(
 thermal = _throttle(87.0, 0.72, 1.35, "gpu_thermal", "gpu_overheating")
 # A localised TPOT fault: throttled hard enough that this replica alone breaches the TPOT
 # SLO, while every batch stays small (nothing to gain from a smaller max_num_seqs).
-thermal_tpot = _throttle(91.0, 0.45, 3.0, "tpot_slo", "thermal_throttling")
+thermal_tpot = _throttle(91.0, 0.45, 3.0, "tpot_slo", "gpu_overheating")
 
 
 def error_burst(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
@@ -278,6 +289,11 @@ _CATALOGUE: tuple[tuple[str, str, ScenarioFn], ...] = (
         "underprovisioned",
         "Arrivals exceed capacity: queue grows, TTFT up, GPUs busy.",
         underprovisioned,
+    ),
+    (
+        "mixed_load",
+        "Several models in one namespace: one saturated, the others nearly idle.",
+        mixed_load,
     ),
     ("long_prefill", "Huge prompts: TTFT up, queue moderate.", long_prefill),
     (

@@ -226,6 +226,9 @@ def diagnosis_message(d: Diagnosis, action_request_ids: Sequence[str] = ()) -> M
             f"  ·  {len(d.checks)} checks in {d.duration_s:.1f} s"
         ),
     ]
+    if d.workloads:
+        names = ", ".join(code(w.split("/", 1)[1], 120) for w in d.workloads)
+        blocks.append(context(f"Decided per workload (each on its own replicas' data): {names}"))
 
     # The conclusion: the top finding prominently, the others compactly.
     if d.findings:
