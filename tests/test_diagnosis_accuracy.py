@@ -242,6 +242,23 @@ def test_a_localised_slow_replica_gets_no_fleet_wide_batch_change(stack: FleetSt
     assert [(a.kind, a.target) for a in d.actions] == [("drain", f"node/{fault.node}")]
 
 
+def test_every_runbook_that_sees_a_hot_gpu_drains_its_node(stack: FleetStack) -> None:
+    """The same evidence, the same recommendation: a throttling GPU was a drain in
+    gpu_thermal and tpot_slo but a finding with no action in gpu_hardware_failure."""
+    truth = stack.switch("thermal", seed=11)
+    (fault,) = truth.faults
+    seeing = [rb for rb in RUNBOOKS.values() if "gpu_temperature" in {c.id for c in rb.checks}]
+    assert {rb.id for rb in seeing} >= {"gpu_thermal", "tpot_slo", "gpu_hardware_failure"}
+
+    def drained() -> None:
+        for runbook in seeing:
+            d = run(stack, runbook)
+            found = {(a.kind, a.target) for a in d.actions}
+            assert ("drain", f"node/{fault.node}") in found, (runbook.id, d.findings)
+
+    eventually(drained, timeout_s=40)
+
+
 def test_a_model_scope_reaches_the_gpus_that_serve_it(stack: FleetStack) -> None:
     """DCGM series carry no model name: a model_name= scope finds its GPUs through the pods
     that serve the model, instead of reading every GPU check as unknown."""
