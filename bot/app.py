@@ -122,9 +122,16 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
             svc.spawn(intake.publish(svc, claim), f"alert post {claim.post_id}")
         if any(a.status == "resolved" for a in group.alerts):
             svc.spawn(intake.resolve(svc, group), f"resolve {group.groupKey}")
-        outcome = "posted" if claims else "duplicate_or_resolved"
+        new_posts = sum(not c.joined for c in claims)
+        outcome = "posted" if new_posts else "joined" if claims else "duplicate_or_resolved"
         received.labels(group.status, outcome).inc()
-        return web.json_response({"accepted": len(group.alerts), "new_posts": len(claims)})
+        return web.json_response(
+            {
+                "accepted": len(group.alerts),
+                "new_posts": new_posts,
+                "joined_posts": len(claims) - new_posts,
+            }
+        )
 
     @routes.get("/healthz")
     async def healthz(request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    and_,
     create_engine,
     delete,
     inspect,
@@ -33,6 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from bot import incidents
 
 
 def utcnow() -> datetime:
@@ -59,6 +62,16 @@ class AlertPost(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # the replica that claimed it posts it until then; after that, any replica may
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An incident: later groups with the same runbook and scope join this post.
+    incident_key: Mapped[str | None] = mapped_column(String(512), index=True)
+    alerts_firing: Mapped[int | None] = mapped_column(Integer, default=0)
+    alerts_resolved: Mapped[int | None] = mapped_column(Integer, default=0)
+    # Bumped on every change; Slack shows ``shown_version``: the post needs an update
+    # while they differ, paced by ``refresh_after`` (one replica, one update at a time).
+    version: Mapped[int | None] = mapped_column(Integer, default=1)
+    shown_version: Mapped[int | None] = mapped_column(Integer, default=0)
+    refresh_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    digest: Mapped[str | None] = mapped_column(Text)  # JSON: alerts joined, not yet told
 
 
 class AlertState(Base):
@@ -163,6 +176,7 @@ def add_missing_columns(conn: Connection, metadata: MetaData) -> list[str]:
 class OpenedPost:
     post_id: int
     fingerprints: list[str]
+    joined: bool = False  # the alerts joined an open incident's post (no new post)
 
 
 class Store:
@@ -197,14 +211,22 @@ class Store:
         alerts: list[tuple[str, str, str]],
         payload: dict[str, Any],
         lease: timedelta = timedelta(seconds=30),
+        incident: str | None = None,
+        window: timedelta = timedelta(minutes=15),
     ) -> OpenedPost | None:
-        """Claim the not-yet-open alerts ``(fingerprint, alertname, starts_at)`` for a new post.
+        """Claim the not-yet-open alerts ``(fingerprint, alertname, starts_at)``.
 
-        Returns None when every alert is already open on a post (nothing new to say).
-        Claims race safely between replicas: a fingerprint belongs to one post only.
+        They join the open post of the same group, or of the same ``incident`` (runbook
+        and scope) opened within ``window``; else they open a new post. Returns None when
+        every alert is already open (nothing new to say). Claims race safely between
+        replicas: a fingerprint belongs to one post only.
         """
         try:
             with self.session() as s, s.begin():
+                if self.engine.dialect.name == "postgresql":
+                    # one claim per group and per incident at a time, across replicas
+                    for key in sorted({group_key, incident or group_key}):
+                        s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
                 known = set(
                     s.scalars(
                         select(AlertState.fingerprint).where(
@@ -215,15 +237,44 @@ class Store:
                 fresh = [a for a in alerts if a[0] not in known]
                 if not fresh:
                     return None
-                post = AlertPost(
-                    group_key=group_key,
-                    runbook=runbook,
-                    channel=channel,
-                    payload=json.dumps(payload),
-                    lease_until=utcnow() + lease,
-                )
-                s.add(post)
-                s.flush()
+                same = AlertPost.group_key == group_key
+                if incident is not None:
+                    recent = AlertPost.created_at >= utcnow() - window
+                    same = or_(same, and_(AlertPost.incident_key == incident, recent))
+                post = s.scalars(
+                    select(AlertPost)
+                    .where(AlertPost.status == "firing", AlertPost.channel == channel, same)
+                    .order_by(AlertPost.id)
+                    .limit(1)
+                ).first()
+                fingerprints = {a[0] for a in fresh}
+                if post is None:
+                    post = AlertPost(
+                        group_key=group_key,
+                        runbook=runbook,
+                        channel=channel,
+                        payload=json.dumps(payload),
+                        lease_until=utcnow() + lease,
+                        incident_key=incident,
+                        alerts_firing=len(fresh),
+                        alerts_resolved=0,
+                        version=1,
+                        shown_version=0,
+                    )
+                    s.add(post)
+                    s.flush()
+                    joined = False
+                else:
+                    post.payload = json.dumps(incidents.merge(json.loads(post.payload), payload))
+                    post.alerts_firing = (post.alerts_firing or 0) + len(fresh)
+                    post.version = (post.version or 1) + 1
+                    post.digest = json.dumps(
+                        incidents.add_to_digest(
+                            incidents.digest_of(post.digest),
+                            incidents.digest_entries(payload, fingerprints),
+                        )
+                    )
+                    joined = True
                 for fingerprint, alertname, starts_at in fresh:
                     s.add(
                         AlertState(
@@ -234,7 +285,7 @@ class Store:
                         )
                     )
                 s.flush()
-                return OpenedPost(post.id, [a[0] for a in fresh])
+                return OpenedPost(post.id, [a[0] for a in fresh], joined)
         except IntegrityError:
             return None  # another replica claimed these alerts first; it posts them
 
@@ -276,26 +327,79 @@ class Store:
             s.execute(update(AlertPost).where(AlertPost.id == post_id).values(lease_until=at))
 
     def resolve(self, fingerprints: list[str]) -> list[AlertPost]:
-        """Close these alerts; return the posts whose every alert is now resolved."""
+        """Close these alerts; return the posts whose every alert is now resolved.
+
+        Posts still open count the resolutions and are marked for an update.
+        """
         closed: list[AlertPost] = []
         with self.session() as s, s.begin():
             states = list(
                 s.scalars(select(AlertState).where(AlertState.fingerprint.in_(fingerprints)))
             )
-            post_ids = {st.post_id for st in states}
+            by_post: dict[int, set[str]] = {}
             for st in states:
+                by_post.setdefault(st.post_id, set()).add(st.fingerprint)
                 s.delete(st)
             s.flush()
-            for post_id in post_ids:
+            for post_id, gone in by_post.items():
+                post = s.get(AlertPost, post_id)
+                if post is None:
+                    continue
+                post.alerts_firing = max((post.alerts_firing or 0) - len(gone), 0)
+                post.alerts_resolved = (post.alerts_resolved or 0) + len(gone)
+                post.payload = json.dumps(incidents.mark_resolved(json.loads(post.payload), gone))
+                post.version = (post.version or 1) + 1
                 remaining = s.scalar(
                     select(AlertState.fingerprint).where(AlertState.post_id == post_id).limit(1)
                 )
-                post = s.get(AlertPost, post_id)
-                if remaining is None and post is not None and post.status != "resolved":
+                if remaining is None and post.status != "resolved":
                     post.status = "resolved"
                     post.resolved_at = utcnow()
                     closed.append(post)
         return closed
+
+    def claim_refresh(self, pace: timedelta, now: datetime | None = None) -> list[AlertPost]:
+        """Posted posts whose Slack message is behind their state, at most one per channel,
+        each taken by one replica, which may update it; the next not before ``pace``."""
+        now = now or utcnow()
+        due = or_(AlertPost.refresh_after.is_(None), AlertPost.refresh_after < now)
+        with self.session() as s:
+            behind = list(
+                s.scalars(
+                    select(AlertPost)
+                    .where(AlertPost.ts.is_not(None), AlertPost.version > AlertPost.shown_version)
+                    .where(due)
+                    .order_by(AlertPost.refresh_after.is_not(None), AlertPost.refresh_after)
+                    .limit(100)
+                )
+            )
+        taken: list[AlertPost] = []
+        channels: set[str] = set()
+        for post in behind:
+            if post.channel in channels:
+                continue  # one update per channel per pass keeps under Slack's pace
+            with self.session() as s, s.begin():
+                result = s.execute(
+                    update(AlertPost)
+                    .where(AlertPost.id == post.id, due)
+                    .values(refresh_after=now + pace)
+                )
+            if result.rowcount:  # type: ignore[attr-defined]
+                channels.add(post.channel)
+                taken.append(post)
+        return taken
+
+    def mark_shown(self, post_id: int, version: int, told: incidents.Digest | None = None) -> None:
+        """Slack shows ``version`` of the post, and ``told`` was said in its thread."""
+        with self.session() as s, s.begin():
+            post = s.get(AlertPost, post_id)
+            if post is None:
+                return
+            post.shown_version = max(post.shown_version or 0, version)
+            if told is not None:
+                post.digest = json.dumps(
+                    incidents.after_telling(incidents.digest_of(post.digest), told)
+                )
 
     # --- action requests -----------------------------------------------------------------
 

@@ -22,12 +22,14 @@ from bot.slack.services import Services
 
 log = logging.getLogger("bot")
 VERIFY_POLL_S = 2.0
+REFRESH_POLL_S = 1.0  # incidents' posts catch up (each paced by intake.REFRESH_PACE_S)
 
 
 def start_scheduler(svc: Services) -> AsyncIOScheduler:
-    """Every few seconds: due verification re-checks and unposted alerts (both kept in the
-    database and claimed by one replica each, so a restart or a dead replica loses
-    nothing); request expiry and forgetting old Slack request signatures every minute."""
+    """Every few seconds: due verification re-checks, unposted alerts and incidents' posts
+    behind their state (all kept in the database and claimed by one replica each, so a
+    restart or a dead replica loses nothing); request expiry and forgetting old Slack
+    request signatures every minute."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     remediation = svc.remediation
 
@@ -37,6 +39,7 @@ def start_scheduler(svc: Services) -> AsyncIOScheduler:
 
     scheduler.add_job(remediation.run_due_verifications, "interval", seconds=VERIFY_POLL_S)
     scheduler.add_job(intake.redrive, "interval", args=[svc], seconds=intake.RETRY_S)
+    scheduler.add_job(intake.refresh, "interval", args=[svc], seconds=REFRESH_POLL_S)
     scheduler.add_job(expire, "interval", seconds=60)
     scheduler.start()
     return scheduler

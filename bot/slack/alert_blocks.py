@@ -97,16 +97,35 @@ def _diagnose_hint(rb: Runbook, labels: Mapping[str, str]) -> str:
     return f"Diagnose it live: `{' '.join(words)}`"
 
 
+def _worst_newest(alerts: Sequence[Alert]) -> list[Alert]:
+    """Firing before resolved, critical before the rest, newest first."""
+    rank = {"critical": 0, "warning": 1}
+    by_time = sorted(alerts, key=lambda a: a.startsAt, reverse=True)
+    return sorted(
+        by_time,
+        key=lambda a: (a.status != "firing", rank.get(a.labels.get("severity", ""), 2)),
+    )
+
+
 def alert_message(
-    group: AlertGroup, runbook: Runbook | None, *, resolved_after: str | None = None
+    group: AlertGroup,
+    runbook: Runbook | None,
+    *,
+    resolved_after: str | None = None,
+    tally: tuple[int, int] | None = None,
 ) -> Message:
     """An Alertmanager notification, with the matching runbook's remediation (or none).
 
-    ``resolved_after`` (e.g. "12m") is shown when the group is resolved.
+    ``resolved_after`` (e.g. "12m") is shown when the group is resolved. ``tally``
+    (firing, resolved) makes it an incident's evolving post: counts over every alert that
+    joined it, the worst and newest of them listed.
     """
     firing = group.status == "firing"
     names = list(dict.fromkeys(a.name for a in group.alerts))
     count = len(group.alerts) + group.truncatedAlerts
+    if tally is not None:
+        count = sum(tally)
+        group = group.model_copy(update={"alerts": _worst_newest(group.alerts)})
     shown_names = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
     status = "FIRING" if firing else "RESOLVED"
     emoji = ":fire:" if firing else STATUS_EMOJI["ok"]
@@ -143,6 +162,10 @@ def alert_message(
     if more:
         blocks.append(and_more(more, "alerts"))
 
+    if tally is not None and count > 1:
+        blocks.append(
+            context(f":fire: {tally[0]} firing  ·  {STATUS_EMOJI['ok']} {tally[1]} resolved")
+        )
     if not firing and resolved_after:
         blocks.append(context(f"{STATUS_EMOJI['ok']} Resolved after {inline(resolved_after, 60)}"))
 
@@ -174,3 +197,27 @@ def alert_message(
     if not firing and resolved_after:
         text += f" — resolved after {resolved_after}"
     return Message(text=fallback(text), blocks=finish(blocks))
+
+
+def joined_message(count: int, joined: Sequence[Mapping[str, str]]) -> Message:
+    """A thread line for the ``count`` alerts that joined an incident's post since its last
+    update (``joined``: the first of them, for names)."""
+    names = list(dict.fromkeys(j.get("alertname", "alert") for j in joined))
+    noun = "alert" if count == 1 else "alerts"
+    head = f":heavy_plus_sign: {count} more {noun} joined: {inline(', '.join(names), 200)}"
+    lines = [
+        " ".join(
+            f"{key}={code(entry[key], 60)}"
+            for key in ("namespace", "pod", "node", "severity")
+            if entry.get(key)
+        )
+        or inline(entry.get("alertname", "alert"), 60)
+        for entry in joined[:MAX_ALERTS_SHOWN]
+    ]
+    blocks: list[Block] = [section(head)]
+    packed, left = pack(lines, max_blocks=2, max_chars=ALERTS_MAX_CHARS)
+    blocks.extend(packed)
+    more = left + max(count - min(len(joined), MAX_ALERTS_SHOWN), 0)
+    if more:
+        blocks.append(and_more(more, "alerts"))
+    return Message(text=fallback(f"{count} more {noun} joined"), blocks=finish(blocks))

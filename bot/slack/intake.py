@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.diagnosis.runbooks import match_alert
+from bot.diagnosis.runbooks import Runbook, match_alert
+from bot.incidents import digest_of, incident_key
 from bot.models import AlertGroup, Scope
-from bot.slack.alert_blocks import alert_message
+from bot.slack.alert_blocks import alert_message, joined_message
+from bot.slack.block_kit import Message
 from bot.slack.live import diagnose_to_slack
 from bot.slack.services import Services
 from bot.store import AlertPost, utcnow
@@ -36,11 +38,15 @@ class NoChannelError(Exception):
     """No route matches and there is no default channel."""
 
 
+REFRESH_PACE_S = 2.0  # an incident's post is updated at most this often
+
+
 @dataclass(frozen=True)
 class Claim:
     post_id: int
     group: AlertGroup
     received_at: float
+    joined: bool = False  # joined an open incident's post: update it, do not post
 
 
 def scope_of(group: AlertGroup) -> Scope:
@@ -65,31 +71,54 @@ def claim(svc: Services, group: AlertGroup) -> list[Claim]:
     if channel is None:
         raise NoChannelError("no route matches and no default_channel is set")
     runbook = match_alert(svc.runbooks, labels)
+    scope = scope_of(group)
     opened = svc.store.open_post(
         group.groupKey or ",".join(sorted(a.fingerprint for a in firing)),
         channel,
         runbook.id if runbook else None,
         [(a.fingerprint, a.name, a.startsAt) for a in firing],
         group.model_dump(),
+        # across groups only what a runbook recognised: unknown alerts share nothing
+        incident=incident_key(runbook.id, scope.cluster, scope.describe()) if runbook else None,
     )
     if opened is None:
         return []
     fresh = [a for a in firing if a.fingerprint in opened.fingerprints]
-    return [Claim(opened.post_id, group.model_copy(update={"alerts": fresh}), time.monotonic())]
+    return [
+        Claim(
+            opened.post_id,
+            group.model_copy(update={"alerts": fresh}),
+            time.monotonic(),
+            opened.joined,
+        )
+    ]
+
+
+def post_message(post: AlertPost, runbook: Runbook | None) -> Message:
+    """The post as its incident stands: every alert that joined, tallied."""
+    group = AlertGroup.model_validate(json.loads(post.payload))
+    tally = (post.alerts_firing or 0, post.alerts_resolved or 0)
+    if post.status == "resolved":
+        return alert_message(resolved(group), runbook, resolved_after=_duration(post), tally=tally)
+    return alert_message(group, runbook, tally=tally)
 
 
 async def publish(svc: Services, item: Claim) -> None:
+    if item.joined:
+        await refresh(svc)
+        return
     post = svc.store.post(item.post_id)
     if post is None:
         return
     runbook = svc.runbooks.get(post.runbook) if post.runbook else None
-    ts = await svc.outbox.post(post.channel, alert_message(item.group, runbook))
+    ts = await svc.outbox.post(post.channel, post_message(post, runbook))
     if ts is None:
         log.error("alert post %s not accepted by Slack; retried in %ss", item.post_id, RETRY_S)
         svc.store.retry_post_at(item.post_id, utcnow() + timedelta(seconds=RETRY_S))
         return
     svc.metrics.alert_to_post_seconds.observe(time.monotonic() - item.received_at)
     svc.store.set_post_ts(item.post_id, ts)
+    svc.store.mark_shown(item.post_id, post.version or 1)
     if runbook is not None:
         origin = {
             "alert_group": item.group.groupKey,
@@ -128,12 +157,29 @@ def _duration(post: AlertPost) -> str:
 async def announce_resolved(svc: Services, post: AlertPost, group: AlertGroup) -> None:
     if post.ts is None:
         return
-    opened = AlertGroup.model_validate(json.loads(post.payload))
     runbook = svc.runbooks.get(post.runbook) if post.runbook else None
-    duration = _duration(post)
-    message = alert_message(resolved(opened), runbook, resolved_after=duration)
-    await svc.outbox.update(post.channel, post.ts, message)
+    message = post_message(post, runbook)
+    if await svc.outbox.update(post.channel, post.ts, message):
+        svc.store.mark_shown(post.id, post.version or 1)
     await svc.outbox.post(post.channel, message, thread_ts=post.ts)
+
+
+async def refresh(svc: Services) -> int:
+    """Bring incidents' posts up to date: one ``chat.update`` per post per
+    ``REFRESH_PACE_S`` and per channel per pass, plus a thread line naming the alerts
+    that joined. Runs every second and after each joining notification, on any replica."""
+    due = await asyncio.to_thread(svc.store.claim_refresh, timedelta(seconds=REFRESH_PACE_S))
+    for post in due:
+        assert post.ts is not None
+        runbook = svc.runbooks.get(post.runbook) if post.runbook else None
+        if not await svc.outbox.update(post.channel, post.ts, post_message(post, runbook)):
+            continue  # tried again once the pace allows
+        joined = digest_of(post.digest)
+        if joined["count"]:
+            message = joined_message(joined["count"], joined["alerts"])
+            await svc.outbox.post(post.channel, message, thread_ts=post.ts)
+        svc.store.mark_shown(post.id, post.version or 1, joined)
+    return len(due)
 
 
 async def redrive(svc: Services) -> int:
@@ -145,7 +191,7 @@ async def redrive(svc: Services) -> int:
         group = AlertGroup.model_validate(json.loads(post.payload))
         if post.status == "resolved":
             runbook = svc.runbooks.get(post.runbook) if post.runbook else None
-            ts = await svc.outbox.post(post.channel, alert_message(resolved(group), runbook))
+            ts = await svc.outbox.post(post.channel, post_message(post, runbook))
             if ts is not None:
                 svc.store.set_post_ts(post.id, ts)
             continue
