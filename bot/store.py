@@ -133,6 +133,16 @@ class TargetLock(Base):
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Lease(Base):
+    """Work only one replica may do at a time (the scheduler), held while renewed."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # Any constant: the PostgreSQL advisory lock every replica takes to create or migrate.
 SCHEMA_LOCK_KEY = 7_660_101
 
@@ -527,6 +537,34 @@ class Store:
                 .where(ActionRequest.id == request_id)
                 .values(verify_at=at, verify_ref=ref)
             )
+
+    def hold_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Take or renew lease ``name`` for ``holder`` unless another holds it unexpired.
+
+        One conditional UPDATE (or the INSERT of a first holder) decides, so two replicas
+        can never both hold it; a dead holder's lease passes on when ``ttl`` runs out.
+        """
+        now = utcnow()
+        with self.session() as s, s.begin():
+            taken = s.execute(
+                update(Lease)
+                .where(Lease.name == name, or_(Lease.holder == holder, Lease.until < now))
+                .values(holder=holder, until=now + ttl)
+            )
+            if taken.rowcount:  # type: ignore[attr-defined]
+                return True
+        try:
+            with self.session() as s, s.begin():
+                if s.get(Lease, name) is not None:
+                    return False
+                s.add(Lease(name=name, holder=holder, until=now + ttl))
+            return True
+        except IntegrityError:
+            return False  # another replica inserted it first
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
 
     def claim_due_verifications(self, now: datetime | None = None) -> list[tuple[str, str | None]]:
         """Take the re-checks due by ``now``: ``(request id, ref)``, each handed to exactly one

@@ -233,3 +233,50 @@ def test_racing_replicas_expire_each_request_once(database_url: str) -> None:
     for t in threads:
         t.join()
     assert sorted(expired) == sorted(ids)  # each once: one audit record each
+
+
+def test_one_holder_of_the_scheduler_lease_and_it_passes_on_when_it_lapses(
+    database_url: str,
+) -> None:
+    a, b = Store(database_url), Store(database_url)
+    assert a.hold_lease("scheduler", "a", timedelta(seconds=30))
+    assert not b.hold_lease("scheduler", "b", timedelta(seconds=30))
+    assert a.hold_lease("scheduler", "a", timedelta(seconds=30))  # renewing
+    assert a.hold_lease("scheduler", "a", timedelta(seconds=-1))  # …now lapsed
+    assert b.hold_lease("scheduler", "b", timedelta(seconds=30))
+    assert not a.hold_lease("scheduler", "a", timedelta(seconds=30))
+    b.release_lease("scheduler", "b")  # a clean stop: no need to wait for the TTL
+    assert a.hold_lease("scheduler", "a", timedelta(seconds=30))
+
+
+def test_replicas_racing_for_the_lease_get_exactly_one_holder(database_url: str) -> None:
+    replicas = [Store(database_url) for _ in range(2)]
+    held: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def take(i: int) -> None:
+        barrier.wait()
+        if replicas[i % 2].hold_lease("scheduler", f"r{i}", timedelta(seconds=30)):
+            held.append(f"r{i}")
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(held) == 1, held
+
+
+def test_groups_join_an_open_incident_and_tallies_follow_resolution(database_url: str) -> None:
+    store = Store(database_url)
+    group = {"alerts": [], "commonLabels": {}}
+    first = store.open_post("g1", "C1", "rb", alerts("a"), group, incident="rb|ns")
+    joined = store.open_post("g2", "C1", "rb", alerts("b", "c"), group, incident="rb|ns")
+    elsewhere = store.open_post("g3", "C2", "rb", alerts("d"), group, incident="rb|ns")
+    assert first is not None and joined is not None and elsewhere is not None
+    assert (joined.post_id, joined.joined) == (first.post_id, True)
+    assert elsewhere.post_id != first.post_id and not elsewhere.joined  # another channel
+    assert store.resolve(["a"]) == []
+    post = store.post(first.post_id)
+    assert post is not None and (post.alerts_firing, post.alerts_resolved) == (2, 1)
+    assert (post.version or 0) > (post.shown_version or 0)  # Slack is behind: update due

@@ -6,8 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import signal
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -25,22 +30,63 @@ VERIFY_POLL_S = 2.0
 REFRESH_POLL_S = 1.0  # incidents' posts catch up (each paced by intake.REFRESH_PACE_S)
 
 
-def start_scheduler(svc: Services) -> AsyncIOScheduler:
-    """Every few seconds: due verification re-checks, unposted alerts and incidents' posts
-    behind their state (all kept in the database and claimed by one replica each, so a
-    restart or a dead replica loses nothing); request expiry and forgetting old Slack
-    request signatures every minute."""
+LEASE = "scheduler"
+LEASE_RENEW_S = 2.0
+LEASE_TTL = timedelta(seconds=10)  # a dead leader's work moves on within this
+
+
+class Leadership:
+    """This replica's claim on the scheduler lease, renewed every ``LEASE_RENEW_S``."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.leading = False
+
+    async def renew(self) -> None:
+        try:
+            held = await asyncio.to_thread(self.svc.store.hold_lease, LEASE, self.holder, LEASE_TTL)
+        except Exception as exc:  # the database is down: stop leading, keep serving
+            log.warning("cannot renew the scheduler lease: %s", exc)
+            held = False
+        if held != self.leading:
+            log.info("scheduler lease %s", "taken" if held else "lost")
+        self.leading = held
+        self.svc.metrics.scheduler_leader.set(1 if held else 0)
+
+    def only_when_leading(
+        self, job: Callable[..., Awaitable[object]]
+    ) -> Callable[..., Coroutine[Any, Any, None]]:
+        async def run(*args: Any) -> None:
+            if self.leading:
+                await job(*args)
+
+        return run
+
+    def release(self) -> None:
+        with contextlib.suppress(Exception):
+            self.svc.store.release_lease(LEASE, self.holder)
+
+
+def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
+    """Scheduled work, run by the one replica holding the scheduler lease: every few
+    seconds, due verification re-checks, unposted alerts and incidents' posts behind their
+    state; every minute, request expiry and forgetting old Slack request signatures. The
+    work itself is in the database and claimed row by row, so a restart or a dead leader
+    loses nothing: the next leader (within the lease's 10 s) carries on."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     remediation = svc.remediation
+    lead = leadership.only_when_leading
 
     async def expire() -> None:
         await asyncio.to_thread(remediation.expire_requests)
         await asyncio.to_thread(svc.store.forget_seen, timedelta(minutes=10))
 
-    scheduler.add_job(remediation.run_due_verifications, "interval", seconds=VERIFY_POLL_S)
-    scheduler.add_job(intake.redrive, "interval", args=[svc], seconds=intake.RETRY_S)
-    scheduler.add_job(intake.refresh, "interval", args=[svc], seconds=REFRESH_POLL_S)
-    scheduler.add_job(expire, "interval", seconds=60)
+    scheduler.add_job(leadership.renew, "interval", seconds=LEASE_RENEW_S)
+    scheduler.add_job(lead(remediation.run_due_verifications), "interval", seconds=VERIFY_POLL_S)
+    scheduler.add_job(lead(intake.redrive), "interval", args=[svc], seconds=intake.RETRY_S)
+    scheduler.add_job(lead(intake.refresh), "interval", args=[svc], seconds=REFRESH_POLL_S)
+    scheduler.add_job(lead(expire), "interval", seconds=60)
     scheduler.start()
     return scheduler
 
@@ -75,8 +121,11 @@ async def serve(bot: Bot, host: str, port: int, stop: asyncio.Event | None = Non
         assert svc.settings.slack_app_token is not None
         handler = AsyncSocketModeHandler(bot.bolt, svc.settings.slack_app_token.get_secret_value())
         await handler.connect_async()  # type: ignore[no-untyped-call]
-    svc.spawn(intake.redrive(svc), "redrive unposted alerts")
-    scheduler = start_scheduler(svc)
+    leadership = Leadership(svc)
+    await leadership.renew()
+    if leadership.leading:
+        svc.spawn(intake.redrive(svc), "redrive unposted alerts")
+    scheduler = start_scheduler(svc, leadership)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -86,6 +135,7 @@ async def serve(bot: Bot, host: str, port: int, stop: asyncio.Event | None = Non
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        await asyncio.to_thread(leadership.release)  # a successor need not wait the TTL
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
         await svc.shutdown(grace_s=10)

@@ -6,7 +6,7 @@ their counters colliding.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class BotMetrics:
@@ -41,5 +41,10 @@ class BotMetrics:
             "vllm_chatops_slack_calls",
             "Slack Web API calls by method and outcome",
             ["method", "outcome"],
+            registry=self.registry,
+        )
+        self.scheduler_leader = Gauge(
+            "vllm_chatops_scheduler_leader",
+            "1 while this replica holds the scheduler lease and runs the scheduled work",
             registry=self.registry,
         )

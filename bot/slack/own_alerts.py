@@ -91,5 +91,16 @@ def own_alert_group(job: str = JOB) -> dict[str, Any]:
                 "error:invalid_auth or error:token_revoked (a new SLACK_BOT_TOKEN is needed), "
                 "error:not_in_channel (invite the bot), unreachable (egress to slack.com).",
             ),
+            _rule(
+                "VLLMChatOpsNoLeader",
+                f'sum(vllm_chatops_scheduler_leader{{job="{job}"}}) < 1 and sum({up}) > 0',
+                "2m",
+                "warning",
+                "No vllm-chatops replica runs the scheduled work",
+                "No replica holds the scheduler lease (the leases table in the state store), "
+                "so verification re-checks, re-posts of unposted alerts and storm updates "
+                "wait. Usually the state store is failing: the replicas' logs say 'cannot "
+                "renew the scheduler lease'.",
+            ),
         ],
     }
