@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -39,6 +39,56 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class LabelConventions(BaseModel):
+    """How the monitoring stack labels the series the checks read (per cluster or global).
+
+    ``gpu_workload_labels``: which labels of DCGM series name the workload using a GPU —
+    ``plain`` (``pod``/``namespace``/``container``: dcgm-exporter scraped with
+    ``honor_labels: true``), ``exported`` (``exported_pod``/…: the kube-prometheus-stack
+    ServiceMonitor default ``honorLabels: false``, where ``pod``/``namespace`` name the
+    exporter's own pod) or ``auto`` (detected from the data at each diagnosis).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cluster_label: str = Field(
+        default="cluster",
+        pattern=LABEL_NAME_PATTERN,
+        description="The label that names the cluster (federated or multi-cluster stores).",
+    )
+    gpu_workload_labels: Literal["auto", "plain", "exported"] = "auto"
+    node_label: str | None = Field(
+        default=None,
+        pattern=LABEL_NAME_PATTERN,
+        description="DCGM's node label; default: `Hostname` or `hostname`, whichever is set.",
+    )
+    # What a diagnosis found in the data (not configuration): whether series carry the
+    # cluster label at all, and whether the GPU form was detected rather than configured.
+    cluster_in_data: bool | None = Field(default=None, exclude=True)
+    detected: bool = Field(default=False, exclude=True)
+
+    def gpu_label(self, name: str) -> str:
+        """The label holding the workload's ``name`` (pod, namespace, container) on GPUs."""
+        return f"exported_{name}" if self.gpu_workload_labels == "exported" else name
+
+    def describe(self) -> str:
+        pod, namespace = self.gpu_label("pod"), self.gpu_label("namespace")
+        how = "detected" if self.detected else "configured"
+        if self.gpu_workload_labels == "auto":
+            how = "not detected: no DCGM series"
+        node = self.node_label or "Hostname|hostname"
+        cluster = self.cluster_label
+        if self.cluster_in_data is False:
+            cluster += " (absent from the data)"
+        return (
+            f"GPU workload labels {namespace}/{pod} ({how}); node label {node}; "
+            f"cluster label {cluster}"
+        )
+
+
 class ClusterConfig(BaseModel):
     """One Kubernetes cluster the bot serves, with the Prometheus that watches it."""
 
@@ -61,6 +111,9 @@ class ClusterConfig(BaseModel):
         default=None, description="An API server URL with kube_token (instead of kubeconfig)."
     )
     kube_token: SecretStr | None = None
+    labels: LabelConventions | None = Field(
+        default=None, description="Label conventions of this cluster's series; default: global."
+    )
 
     @model_validator(mode="after")
     def _one_way_to_reach_kubernetes(self) -> Self:
@@ -183,6 +236,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Per check id, parameter overrides (warn, crit, slo_s, …) for every runbook.",
     )
+    labels: LabelConventions = Field(
+        default_factory=LabelConventions,
+        description="Label conventions of the series (cluster label, GPU workload labels).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -244,6 +301,13 @@ class Settings(BaseSettings):
         raise ConfigError(
             f"unknown cluster {name!r}; configured: {', '.join(c.name for c in clusters)}"
         )
+
+    def conventions(self, cluster: str | None) -> LabelConventions:
+        """The label conventions for ``cluster``: its own, else the global ones."""
+        for config in self.clusters:
+            if config.name == cluster and config.labels is not None:
+                return config.labels
+        return self.labels
 
     def effective_clusters(self) -> list[ClusterConfig]:
         """Clusters with inherited URLs filled in; one implicit 'default' when none are set."""

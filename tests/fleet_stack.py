@@ -82,6 +82,7 @@ def start_stack(
     rule_files: list[Path] | None = None,
     alertmanagers: list[str] | None = None,
     history_s: float = 0.0,
+    honor_labels: bool = True,
     **fleet_args: Any,
 ) -> FleetStack:
     """A fleet and a Prometheus scraping it; ``history_s``: wait until it holds that much."""
@@ -95,6 +96,7 @@ def start_stack(
         binary=binary,
         rule_files=rule_files,
         alertmanagers=alertmanagers,
+        honor_labels=honor_labels,
     )
     try:
         prometheus.start()

@@ -47,6 +47,7 @@ FIELDS = (
     "database_url",
     "default_channel",
     "diagnosis_window",
+    "labels",
     "policy",
     "prometheus_url",
     "query_timeout_s",
@@ -69,6 +70,7 @@ CLUSTER_FIELDS = (
     "in_cluster",
     "kube_api_url",
     "kube_token",
+    "labels",
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -590,3 +592,20 @@ def test_alert_routes_first_match_then_default(tmp_path: Path) -> None:
 def test_bad_route_regex_is_a_config_error(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, "routes:\n  - {match: {pod: '~(['}, channel: C1}\n"))
     assert "routes.0.match" in message and "invalid regex" in message
+
+
+def test_label_conventions_per_cluster_win_over_the_global_ones(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "labels: {cluster_label: k8s_cluster}\n"
+        "clusters:\n"
+        "  - {name: a, labels: {gpu_workload_labels: exported}}\n"
+        "  - {name: b}\n"
+    )
+    settings = load_settings(path)
+    assert settings.conventions("a").gpu_label("pod") == "exported_pod"
+    assert settings.conventions("b").cluster_label == "k8s_cluster"
+    assert settings.conventions(None).gpu_workload_labels == "auto"
+    path.write_text("labels: {gpu_workload_labels: exporter}\n")
+    with pytest.raises(ConfigError, match=r"labels\.gpu_workload_labels"):
+        load_settings(path)

@@ -62,8 +62,9 @@ def test_rate_of_renamed_metric_merges_per_replica_before_summing() -> None:
 def test_dcgm_node_scope_matches_both_host_label_spellings() -> None:
     expr = dcgm("DCGM_FI_DEV_GPU_TEMP", Scope(labels={"node": "gpu-1", "namespace": "prod"}))
     assert expr == (
-        '(DCGM_FI_DEV_GPU_TEMP{namespace="prod",Hostname="gpu-1"}'
+        '((DCGM_FI_DEV_GPU_TEMP{namespace="prod",Hostname="gpu-1"}'
         ' or DCGM_FI_DEV_GPU_TEMP{namespace="prod",hostname="gpu-1"})'
+        " unless on (instance, pod, cluster) up)"  # the exporter's own pod is no workload
     )
 
 

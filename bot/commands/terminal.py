@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.diagnosis.checks.base import fmt
+from bot.diagnosis.promql import conventions_of
 from bot.models import CheckResult, Diagnosis, Status
 
 STYLE: dict[Status, str] = {
@@ -82,6 +83,7 @@ def as_json(d: Diagnosis) -> dict[str, Any]:
     return {
         "runbook": d.runbook,
         "scope": {**d.scope.labels, **({"cluster": d.scope.cluster} if d.scope.cluster else {})},
+        "labels": conventions_of(d.scope).describe(),
         "status": d.status,
         "checks": [
             {

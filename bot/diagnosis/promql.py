@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 
+from pydantic import Field
+
+from bot.config import LabelConventions
 from bot.diagnosis.metric_names import RUNNING
 from bot.models import Scope
 
@@ -15,6 +18,9 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DCGM_HOST_LABELS = ("Hostname", "hostname")
 # Scope keys with a meaning beyond "exact label match".
 NODE_KEY, DEPLOYMENT_KEY, CLUSTER_KEY, MODEL_KEY = "node", "deployment", "cluster", "model_name"
+# Labels dcgm-exporter writes for the workload using a GPU (``exported_`` under honor_labels
+# false); on vLLM series the same names come from service discovery.
+WORKLOAD_KEYS = ("namespace", "pod", "container")
 
 
 class ScopeError(ValueError):
@@ -32,29 +38,63 @@ def regex_quote(value: str) -> str:
     return quote(re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value))
 
 
-def _matchers(scope: Scope) -> list[str]:
+class LabelledScope(Scope):
+    """A scope with the label conventions of the data it reads (configured or detected)."""
+
+    conventions: LabelConventions = Field(default_factory=LabelConventions)
+
+
+def conventions_of(scope: Scope) -> LabelConventions:
+    return scope.conventions if isinstance(scope, LabelledScope) else LabelConventions()
+
+
+def with_conventions(scope: Scope, conventions: LabelConventions) -> LabelledScope:
+    fields = {name: getattr(scope, name) for name in Scope.model_fields}
+    return LabelledScope(**fields, conventions=conventions)
+
+
+def _matchers(scope: Scope, gpu: bool = False) -> list[str]:
+    """Label matchers for the scope; on GPU series, workload keys name the GPU's workload
+    labels (``namespace=`` means the workload's namespace whatever the stack)."""
+    conventions = conventions_of(scope)
     out: list[str] = []
     for key, value in sorted(scope.labels.items()):
-        if key in (NODE_KEY, CLUSTER_KEY):
+        if key in (NODE_KEY, CLUSTER_KEY) or (gpu and key == MODEL_KEY):
             continue
         if not LABEL_NAME.match(key):
             raise ScopeError(f"{key!r} is not a valid label name")
+        label = conventions.gpu_label(key) if gpu and key in WORKLOAD_KEYS else key
         if key == DEPLOYMENT_KEY:
             # Deployment pods are named <deployment>-<template hash>-<5 chars>.
+            pod = conventions.gpu_label("pod") if gpu else "pod"
             pattern = re.sub(r"^\"|\"$", "", regex_quote(value)) + "-[a-z0-9]+-[a-z0-9]+"
-            out.append(f'pod=~"{pattern}"')
+            out.append(f'{pod}=~"{pattern}"')
         else:
-            out.append(f"{key}={quote(value)}")
-    return out
+            out.append(f"{label}={quote(value)}")
+    return [*out, *cluster_matchers(scope)]
+
+
+def cluster_matchers(scope: Scope) -> list[str]:
+    """``cluster="x"`` for a scope in cluster x, unless the data has no cluster label."""
+    conventions = conventions_of(scope)
+    if scope.cluster is None or conventions.cluster_in_data is False:
+        return []
+    return [f"{conventions.cluster_label}={quote(scope.cluster)}"]
+
+
+def host_labels(scope: Scope) -> tuple[str, ...]:
+    """DCGM's node label: the configured one, else both spellings exporters use."""
+    configured = conventions_of(scope).node_label
+    return (configured,) if configured else DCGM_HOST_LABELS
 
 
 def node_filter(scope: Scope, extra: str = "") -> list[str]:
-    """DCGM selectors for the scope's node under both host-label spellings."""
+    """DCGM selectors for the scope's node under each host-label spelling."""
     node = scope.labels.get(NODE_KEY)
     base = ",".join(x for x in (extra,) if x)
     if node is None:
         return [base]
-    return [",".join(x for x in (base, f"{h}={quote(node)}") if x) for h in DCGM_HOST_LABELS]
+    return [",".join(x for x in (base, f"{h}={quote(node)}") if x) for h in host_labels(scope)]
 
 
 def vllm_selector(scope: Scope, extra: str = "") -> str:
@@ -82,12 +122,35 @@ def vllm(metric: str | tuple[str, ...], scope: Scope, extra: str = "") -> str:
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 
 
-def _dcgm_selectors(scope: Scope, extra: str) -> list[str]:
-    pod_level = {
-        k: v for k, v in scope.labels.items() if k not in (NODE_KEY, CLUSTER_KEY, MODEL_KEY)
-    }
-    base = ",".join([*_matchers(Scope(labels=pod_level)), *([extra] if extra else [])])
-    return node_filter(scope, base)
+def _dcgm_selectors(scope: Scope, extra: str, assigned: bool) -> list[str]:
+    conventions = conventions_of(scope)
+    matchers = _matchers(scope, gpu=True)
+    if assigned:
+        matchers.append(f'{conventions.gpu_label("pod")}!=""')
+    return node_filter(scope, ",".join([*matchers, *([extra] if extra else [])]))
+
+
+def gpu_by(scope: Scope) -> str:
+    """Labels that identify one GPU and the workload using it, for ``max by (…)``."""
+    c = conventions_of(scope)
+    workload = [c.gpu_label("namespace"), c.gpu_label("pod"), c.cluster_label]
+    return ", ".join([*host_labels(scope), "gpu", "UUID", *workload])
+
+
+def _exporter_pods_apart(expr: str, scope: Scope, assigned: bool) -> str:
+    """With plain labels, a GPU no workload uses carries the exporter's *own* pod (its
+    scrape target's labels fill the gap): never take it for a workload. Such series are
+    the ones whose ``instance``/``pod`` are their target's (``up``): dropped when only
+    assigned GPUs count, else kept with the pod labels removed."""
+    if conventions_of(scope).gpu_workload_labels == "exported":
+        return expr  # the workload is in exported_*; pod/namespace are the exporter's
+    own = f"on (instance, pod, {conventions_of(scope).cluster_label}) up"
+    if assigned or any(k in scope.labels for k in (*WORKLOAD_KEYS, DEPLOYMENT_KEY)):
+        return f"({expr} unless {own})"
+    blanked = f"{expr} and {own}"
+    for label in WORKLOAD_KEYS:
+        blanked = f'label_replace({blanked}, "{label}", "", "", "")'
+    return f"(({expr} unless {own}) or {blanked})"
 
 
 def _serving_model(expr: str, scope: Scope) -> str:
@@ -96,18 +159,28 @@ def _serving_model(expr: str, scope: Scope) -> str:
     model = scope.labels.get(MODEL_KEY)
     if model is None:
         return expr
-    served = f"{RUNNING}{{{MODEL_KEY}={quote(model)}}}"  # one name in every vLLM release
-    return f"({expr} and on (namespace, pod) group by (namespace, pod) ({served}))"
+    c = conventions_of(scope)
+    model_sel = ",".join([f"{MODEL_KEY}={quote(model)}", *cluster_matchers(scope)])
+    cl = c.cluster_label
+    served = f"group by (namespace, pod, {cl}) ({RUNNING}{{{model_sel}}})"
+    pod, namespace = c.gpu_label("pod"), c.gpu_label("namespace")
+    if pod != "pod":
+        served = f'label_replace({served}, "{pod}", "$1", "pod", "(.*)")'
+        served = f'label_replace({served}, "{namespace}", "$1", "namespace", "(.*)")'
+    return f"({expr} and on ({namespace}, {pod}, {cl}) {served})"
 
 
 def _either(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 
 
-def dcgm(metric: str, scope: Scope, extra: str = "") -> str:
-    """A DCGM series selector for the scope, whichever host label spelling is in use."""
-    parts = [f"{metric}{{{sel}}}" for sel in _dcgm_selectors(scope, extra)]
-    return _serving_model(_either(parts), scope)
+def dcgm(metric: str, scope: Scope, extra: str = "", *, assigned: bool = False) -> str:
+    """A DCGM series selector for the scope, whichever host label spelling is in use.
+
+    ``assigned``: only GPUs a workload uses (the exporter's own pod never counts).
+    """
+    parts = [f"{metric}{{{sel}}}" for sel in _dcgm_selectors(scope, extra, assigned)]
+    return _serving_model(_exporter_pods_apart(_either(parts), scope, assigned), scope)
 
 
 def dcgm_over(function: str, metric: str, scope: Scope, window: str, extra: str = "") -> str:
@@ -118,8 +191,11 @@ def dcgm_over(function: str, metric: str, scope: Scope, window: str, extra: str 
     joined: ``increase(A{Hostname="n"}[5m]) or increase(A{hostname="n"}[5m])``.
     """
     check_window(window)
-    parts = [f"{function}({metric}{{{sel}}}[{window}])" for sel in _dcgm_selectors(scope, extra)]
-    return _serving_model(_either(parts), scope)
+    parts = [
+        f"{function}({metric}{{{sel}}}[{window}])"
+        for sel in _dcgm_selectors(scope, extra, assigned=False)
+    ]
+    return _serving_model(_exporter_pods_apart(_either(parts), scope, False), scope)
 
 
 # Labels that tell replicas apart; renamed metrics are merged per replica on these.

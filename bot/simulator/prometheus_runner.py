@@ -43,12 +43,17 @@ def find_prometheus() -> str | None:
 
 
 class PrometheusRunner(StartStop):
-    """Start Prometheus on a free loopback port scraping ``simulator_url``; stop it on exit."""
+    """Start Prometheus on a free loopback port scraping ``simulator_url``; stop it on exit.
+
+    ``honor_labels=False`` scrapes dcgm-exporter as kube-prometheus-stack does; a dict of
+    cluster → simulator URL makes one Prometheus hold several clusters' series.
+    """
 
     def __init__(
         self,
-        simulator_url: str,
+        simulator_url: str | dict[str, str],
         *,
+        honor_labels: bool = True,
         scrape_interval_s: float = 1.0,
         binary: str | None = None,
         rule_files: list[Path] | None = None,
@@ -62,7 +67,8 @@ class PrometheusRunner(StartStop):
                 "the 'prometheus' binary is not installed; on Debian: apt-get install prometheus"
             )
         self.binary = found
-        self.simulator_url = simulator_url
+        self.simulator_url = simulator_url  # or cluster name → URL (one cluster label each)
+        self.honor_labels = honor_labels
         self.scrape_interval_s = scrape_interval_s
         self.rule_files = rule_files or []
         self.port = port or free_port()
@@ -80,7 +86,9 @@ class PrometheusRunner(StartStop):
         return self._dir / "prometheus.log"
 
     def config(self) -> dict[str, Any]:
-        config = scrape_config(self.simulator_url, self.scrape_interval_s)
+        config = scrape_config(
+            self.simulator_url, self.scrape_interval_s, honor_labels=self.honor_labels
+        )
         if self.rule_files:
             config["rule_files"] = [str(p) for p in self.rule_files]
         if self.alertmanagers:

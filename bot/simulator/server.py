@@ -11,12 +11,16 @@ Layout (documented in README.md, "Fleet simulator"):
 - ``GET /scenario``  the ground truth of the running scenario (JSON)
 - ``POST /scenario`` ``{"scenario": NAME, "seed": S}`` switches scenario at run time
 - ``GET /prometheus.yml`` a scrape configuration for this simulator
+  (``?honor_labels=false``: the kube-prometheus-stack form; ``?cluster=NAME``: series
+  labelled ``cluster=NAME`` by relabelling)
 - ``GET /healthz``
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -92,39 +96,91 @@ class Simulator:
         ]
 
     def sd_dcgm(self, address: str) -> list[dict[str, Any]]:
+        """One target per node exporter, labelled as Kubernetes SD labels the exporter's
+        own pod (a DaemonSet pod in ``gpu-operator``), as on a real cluster."""
         return [
             {
                 "targets": [address],
-                "labels": {"__metrics_path__": f"/nodes/{n.name}/metrics", "instance": n.instance},
+                "labels": {
+                    "__metrics_path__": f"/nodes/{n.name}/metrics",
+                    "instance": n.instance,
+                    "namespace": EXPORTER_NAMESPACE,
+                    "pod": exporter_pod(n.name),
+                    "container": "nvidia-dcgm-exporter",
+                },
             }
             for n in self.fleet.nodes
         ]
 
 
-def scrape_config(base_url: str, interval_s: float = 15.0) -> dict[str, Any]:
-    """A Prometheus configuration that scrapes the simulator like a real fleet."""
+EXPORTER_NAMESPACE = "gpu-operator"
+
+
+def exporter_pod(node: str) -> str:
+    """The dcgm-exporter DaemonSet pod on ``node`` (a stable 5-character suffix)."""
+    suffix = hashlib.sha256(node.encode()).hexdigest()[:5]
+    return f"nvidia-dcgm-exporter-{suffix}"
+
+
+def scrape_jobs(
+    base_url: str, refresh: str, *, honor_labels: bool = True, cluster: str | None = None
+) -> list[dict[str, Any]]:
+    """The simulator's two scrape jobs.
+
+    ``honor_labels``: dcgm-exporter labels each GPU with the pod using it; ``True`` keeps
+    those labels, ``False`` is the kube-prometheus-stack ServiceMonitor default (they
+    arrive as ``exported_pod``/``exported_namespace``/``exported_container``).
+    ``cluster``: add a ``cluster`` label by relabelling (as a federating query layer
+    presents each cluster's series), job names suffixed so several clusters' jobs can
+    share one configuration while their ``job`` labels stay ``vllm``/``dcgm-exporter``.
+    """
     base = base_url.rstrip("/")
+    jobs: list[dict[str, Any]] = []
+    for job, sd in (("vllm", "vllm"), ("dcgm-exporter", "dcgm")):
+        config: dict[str, Any] = {
+            "job_name": f"{job}-{cluster}" if cluster else job,
+            "http_sd_configs": [{"url": f"{base}/sd/{sd}", "refresh_interval": refresh}],
+        }
+        if sd == "dcgm":
+            config["honor_labels"] = honor_labels
+        if cluster:
+            config["relabel_configs"] = [
+                {"target_label": "job", "replacement": job},
+                {"target_label": "cluster", "replacement": cluster},
+            ]
+        jobs.append(config)
+    return jobs
+
+
+def scrape_config(
+    base_url: str | dict[str, str],
+    interval_s: float = 15.0,
+    *,
+    honor_labels: bool = True,
+) -> dict[str, Any]:
+    """A Prometheus configuration that scrapes the simulator like a real fleet.
+
+    ``base_url`` a simulator's URL, or cluster name → simulator URL: one Prometheus
+    holding several clusters' series told apart only by their ``cluster`` label.
+    """
     interval = f"{interval_s:g}s"
     timeout = f"{min(interval_s, 10.0):g}s"
     refresh = f"{max(1.0, min(interval_s, 30.0)):g}s"
+    if isinstance(base_url, str):
+        jobs = scrape_jobs(base_url, refresh, honor_labels=honor_labels)
+    else:
+        jobs = [
+            job
+            for cluster, url in base_url.items()
+            for job in scrape_jobs(url, refresh, honor_labels=honor_labels, cluster=cluster)
+        ]
     return {
         "global": {
             "scrape_interval": interval,
             "scrape_timeout": timeout,
             "evaluation_interval": interval,
         },
-        "scrape_configs": [
-            {
-                "job_name": "vllm",
-                "http_sd_configs": [{"url": f"{base}/sd/vllm", "refresh_interval": refresh}],
-            },
-            {
-                # dcgm-exporter labels each GPU with the pod using it: keep those labels.
-                "job_name": "dcgm-exporter",
-                "honor_labels": True,
-                "http_sd_configs": [{"url": f"{base}/sd/dcgm", "refresh_interval": refresh}],
-            },
-        ],
+        "scrape_configs": jobs,
     }
 
 
@@ -221,7 +277,14 @@ def make_app(sim: Simulator) -> web.Application:
             interval = -1.0
         if not 0.1 <= interval <= 3600:
             return _error(400, "interval must be a number of seconds between 0.1 and 3600")
-        config = scrape_config(f"http://{address(request)}", interval)
+        honor = request.query.get("honor_labels", "true").lower()
+        cluster = request.query.get("cluster", "")
+        if honor not in ("true", "false") or not re.fullmatch(r"([a-z0-9][-a-z0-9_.]*)?", cluster):
+            return _error(400, "honor_labels must be true or false; cluster a name such as east-1")
+        url = f"http://{address(request)}"
+        config = scrape_config(
+            {cluster: url} if cluster else url, interval, honor_labels=honor == "true"
+        )
         return web.Response(text=yaml.safe_dump(config, sort_keys=False), content_type="text/yaml")
 
     app = web.Application()

@@ -115,7 +115,7 @@ def test_every_discovered_metrics_path_serves_text_exposition(served: Served) ->
         assert "version=0.0.4" in content_type
         assert content_type == CONTENT_TYPE
         types = declared_types(response.text)
-        if "pod" in labels:
+        if labels["__metrics_path__"].startswith("/replicas/"):
             assert types["vllm:num_requests_running"] == "gauge"
             assert value(response.text, "vllm:num_requests_running") > 0
         else:

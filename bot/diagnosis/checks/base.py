@@ -14,6 +14,9 @@ from typing import Any
 
 from bot.diagnosis.promql import (
     LABEL_NAME,
+    WORKLOAD_KEYS,
+    cluster_matchers,
+    conventions_of,
     history_query,
     rate_by,
     vllm_selector,
@@ -27,9 +30,8 @@ TOP_K = 5
 # A rate over a window the data fills less than this much is not reported as a number.
 HISTORY_FILL = 0.9
 # Labels that identify one vLLM replica and one GPU, in every variant seen in fleets.
-REPLICA_LABELS = "namespace, pod, instance, model_name"
-GPU_LABELS = "Hostname, hostname, gpu, UUID, namespace, pod"
-KEPT_LABELS = ("namespace", "pod", "instance", "model_name", "gpu", "UUID", "node")
+REPLICA_LABELS = "namespace, pod, instance, model_name, cluster"
+KEPT_LABELS = ("cluster", "namespace", "pod", "instance", "model_name", "gpu", "UUID", "node")
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,10 @@ class CheckContext:
             {"pod"} if self.scope.pods is not None or "deployment" in self.scope.labels else set()
         )
         wanted |= {m.split("=")[0].rstrip("!~") for m in extra.split(",") if m}
-        wanted |= {x.strip() for x in by.split(",") if x.strip()}
+        # recorded series keep no cluster label: fine unless the scope filters on it
+        if cluster_matchers(self.scope):
+            return rate_by(metric, self.scope, self.window, by, extra)
+        wanted |= {x.strip() for x in by.split(",") if x.strip()} - {"cluster"}
         if not wanted <= set(recording.keep) or not all(LABEL_NAME.match(w) for w in wanted):
             return rate_by(metric, self.scope, self.window, by, extra)
         return (
@@ -154,6 +159,31 @@ def target_of(labels: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+Target = Callable[[Mapping[str, str]], dict[str, str]]
+
+
+def gpu_target(scope: Scope) -> Target:
+    """A GPU series' target under the scope's conventions: ``pod``/``namespace`` are the
+    workload's (``exported_*`` under honor_labels false, never the exporter's own pod) and
+    ``node`` the configured node label's value."""
+    conventions = conventions_of(scope)
+
+    def target(labels: Mapping[str, str]) -> dict[str, str]:
+        plain = {k: v for k, v in labels.items() if k not in WORKLOAD_KEYS}
+        for key in WORKLOAD_KEYS:
+            value = labels.get(conventions.gpu_label(key))
+            if value:
+                plain[key] = value
+        if labels.get(conventions.cluster_label):
+            plain["cluster"] = labels[conventions.cluster_label]
+        out = target_of(plain)
+        if conventions.node_label and labels.get(conventions.node_label):
+            out["node"] = labels[conventions.node_label]
+        return out
+
+    return target
+
+
 def fmt(value: float | None, unit: str) -> str:
     """Human formatting of a value in its unit."""
     if value is None:
@@ -175,16 +205,28 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:g}{(' ' + unit) if unit else ''}"
 
 
+def gpu_missing(scope: Scope, metric: str) -> str:
+    """Why a GPU check read nothing, with the labels it looked for and where to look."""
+    c = conventions_of(scope)
+    return (
+        f"no {metric} series in scope (GPU workload labels "
+        f"{c.gpu_label('namespace')}/{c.gpu_label('pod')}): is dcgm-exporter scraped, with "
+        "these labels? `vllm-chatops doctor` shows what the data holds"
+    )
+
+
 def unknown(ctx: CheckContext, check_id: str, title: str, reason: str) -> CheckResult:
     return CheckResult(
         id=check_id, title=title, status="unknown", summary=reason, queries=list(ctx.queries)
     )
 
 
-def offenders_from(samples: Sequence[Sample], thresholds: Thresholds) -> list[Offender]:
+def offenders_from(
+    samples: Sequence[Sample], thresholds: Thresholds, target: Target = target_of
+) -> list[Offender]:
     ordered = sorted(samples, key=lambda s: s.value, reverse=thresholds.above)[:TOP_K]
     return [
-        Offender(target=target_of(s.labels), value=s.value, status=thresholds.status(s.value))
+        Offender(target=target(s.labels), value=s.value, status=thresholds.status(s.value))
         for s in ordered
     ]
 
@@ -207,7 +249,9 @@ class PerTarget:
         return self.offenders[0].value
 
 
-async def per_target(ctx: CheckContext, expr: str, thresholds: Thresholds) -> PerTarget | None:
+async def per_target(
+    ctx: CheckContext, expr: str, thresholds: Thresholds, target: Target = target_of
+) -> PerTarget | None:
     """Two queries whatever the fleet size: the worst ``TOP_K`` targets, and level counts.
 
     ``expr`` must yield one series per target. None when it yields nothing.
@@ -223,7 +267,7 @@ async def per_target(ctx: CheckContext, expr: str, thresholds: Thresholds) -> Pe
         return None
     by_level = {int(float(s.labels.get("level", "0"))): int(s.value) for s in counted}
     return PerTarget(
-        offenders=offenders_from(top, thresholds),
+        offenders=offenders_from(top, thresholds, target),
         total=sum(by_level.values()),
         warn=by_level.get(1, 0) + by_level.get(2, 0),
         crit=by_level.get(2, 0),
@@ -261,6 +305,7 @@ async def gauge_check(
     noun: str = "replicas",
     above: bool = True,
     rates: bool = False,
+    target: Target = target_of,
 ) -> CheckResult:
     """The common shape: one series per target, thresholds, worst offenders.
 
@@ -268,11 +313,13 @@ async def gauge_check(
     """
     thresholds = ctx.thresholds(above)
     if rates:
-        gap, result = await asyncio.gather(ctx.history_gap(), per_target(ctx, expr, thresholds))
+        gap, result = await asyncio.gather(
+            ctx.history_gap(), per_target(ctx, expr, thresholds, target)
+        )
         if gap:
             return unknown(ctx, check_id, title, ctx.too_new(what, gap))
     else:
-        result = await per_target(ctx, expr, thresholds)
+        result = await per_target(ctx, expr, thresholds, target)
     if result is None:
         return unknown(ctx, check_id, title, missing)
     return CheckResult(

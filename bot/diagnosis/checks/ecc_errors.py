@@ -1,8 +1,8 @@
 """ECC and row-remap state from DCGM: uncorrectable memory errors retire a GPU."""
 
-from bot.diagnosis.checks.base import GPU_LABELS, Check, CheckContext, target_of, unknown
+from bot.diagnosis.checks.base import Check, CheckContext, gpu_missing, gpu_target, unknown
 from bot.diagnosis.metric_names import ECC_DBE, REMAP_FAILURE, UNCORRECTABLE_REMAP
-from bot.diagnosis.promql import dcgm, dcgm_over
+from bot.diagnosis.promql import dcgm, dcgm_over, gpu_by
 from bot.models import CheckResult, Offender, Status
 
 ID, TITLE = "ecc_errors", "ECC / row remapping"
@@ -20,20 +20,23 @@ _KINDS: dict[str, tuple[Status, str]] = {
 
 async def run(ctx: CheckContext) -> CheckResult:
     s = ctx.scope
+    by = gpu_by(s)
+    target_of = gpu_target(s)
     found = " or ".join(
         [
-            f"label_replace(max by ({GPU_LABELS}) ({dcgm(REMAP_FAILURE, s)}) > 0, "
+            f"label_replace(max by ({by}) ({dcgm(REMAP_FAILURE, s)}) > 0, "
             '"kind", "remap_failure", "", "")',
-            f"label_replace(max by ({GPU_LABELS}) "
+            f"label_replace(max by ({by}) "
             f'({dcgm_over("increase", ECC_DBE, s, ctx.window)}) > 0, "kind", "dbe", "", "")',
-            f"label_replace(max by ({GPU_LABELS}) ({dcgm(UNCORRECTABLE_REMAP, s)}) > 0, "
+            f"label_replace(max by ({by}) ({dcgm(UNCORRECTABLE_REMAP, s)}) > 0, "
             '"kind", "uncorrectable_remap", "", "")',
         ]
     )
     present_expr = f"count({dcgm(UNCORRECTABLE_REMAP, s)} or {dcgm(ECC_DBE, s)})"
     bad, present = await ctx.query_all(found, present_expr)
     if not present:
-        return unknown(ctx, ID, TITLE, f"neither {UNCORRECTABLE_REMAP} nor {ECC_DBE} in scope")
+        missing = gpu_missing(ctx.scope, f"{UNCORRECTABLE_REMAP} or {ECC_DBE}")
+        return unknown(ctx, ID, TITLE, missing)
     offenders = sorted(
         (
             Offender(

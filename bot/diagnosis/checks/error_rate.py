@@ -11,7 +11,7 @@ from bot.models import CheckResult
 
 ID, TITLE = "error_rate", "Error rate"
 # HTTP series carry no model_name: both ratios must share one label set to merge per replica.
-BY = "namespace, pod, instance"
+BY = "namespace, pod, instance, cluster"
 API = 'handler=~"/v1/.*"'
 
 

@@ -1,8 +1,8 @@
 """GPU temperature from DCGM: hot GPUs throttle their clocks, then fail."""
 
-from bot.diagnosis.checks.base import GPU_LABELS, Check, CheckContext, gauge_check
+from bot.diagnosis.checks.base import Check, CheckContext, gauge_check, gpu_missing, gpu_target
 from bot.diagnosis.metric_names import GPU_TEMP
-from bot.diagnosis.promql import dcgm
+from bot.diagnosis.promql import dcgm, gpu_by
 from bot.models import CheckResult
 
 ID, TITLE = "gpu_temperature", "GPU temperature"
@@ -14,10 +14,11 @@ async def run(ctx: CheckContext) -> CheckResult:
         check_id=ID,
         title=TITLE,
         what="GPU temperature",
-        expr=f"max by ({GPU_LABELS}) ({dcgm(GPU_TEMP, ctx.scope)})",
+        expr=f"max by ({gpu_by(ctx.scope)}) ({dcgm(GPU_TEMP, ctx.scope)})",
         unit="°C",
         noun="GPUs",
-        missing=f"no {GPU_TEMP} series in scope: is dcgm-exporter scraped?",
+        target=gpu_target(ctx.scope),
+        missing=gpu_missing(ctx.scope, GPU_TEMP),
     )
 
 

@@ -5,28 +5,31 @@ from bot.diagnosis.checks.base import (
     CheckContext,
     Thresholds,
     fmt,
+    gpu_missing,
+    gpu_target,
     offenders_from,
     stats,
     stats_query,
     unknown,
 )
 from bot.diagnosis.metric_names import GPU_UTIL
-from bot.diagnosis.promql import dcgm
+from bot.diagnosis.promql import conventions_of, dcgm
 from bot.models import CheckResult, Status
 
 ID, TITLE = "gpu_utilization", "GPU utilisation"
 
 
 async def run(ctx: CheckContext) -> CheckResult:
-    assigned = dcgm(GPU_UTIL, ctx.scope, extra='pod!=""')
-    per_replica = f"avg by (namespace, pod) ({assigned})"
+    workload = conventions_of(ctx.scope).gpu_label
+    assigned = dcgm(GPU_UTIL, ctx.scope, assigned=True)
+    per_replica = f"avg by ({workload('namespace')}, {workload('pod')}) ({assigned})"
     fleet, lowest = await ctx.query_all(
         stats_query(per_replica, avg="avg", min="min", max="max", count="count"),
         f"bottomk(5, {per_replica})",
     )
     values = stats(fleet)
     if "avg" not in values:
-        return unknown(ctx, ID, TITLE, f"no {GPU_UTIL} series for GPUs assigned to pods in scope")
+        return unknown(ctx, ID, TITLE, gpu_missing(ctx.scope, GPU_UTIL))
     avg = values["avg"]
     low, high = ctx.number("low"), ctx.number("high")
     status: Status = "ok"
@@ -44,7 +47,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         value=avg,
         unit="%",
         summary=summary,
-        offenders=offenders_from(lowest, Thresholds(low, 0, above=False)),
+        offenders=offenders_from(lowest, Thresholds(low, 0, above=False), gpu_target(ctx.scope)),
         queries=list(ctx.queries),
         facts={
             "avg": avg,

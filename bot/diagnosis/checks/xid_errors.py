@@ -1,8 +1,8 @@
 """Xid errors from DCGM, decoded: fatal hardware Xids mean drain, application Xids restart."""
 
-from bot.diagnosis.checks.base import GPU_LABELS, Check, CheckContext, target_of, unknown
+from bot.diagnosis.checks.base import Check, CheckContext, gpu_missing, gpu_target, unknown
 from bot.diagnosis.metric_names import XID
-from bot.diagnosis.promql import dcgm
+from bot.diagnosis.promql import dcgm, gpu_by
 from bot.diagnosis.xid import decode
 from bot.models import CheckResult, Offender, Status
 
@@ -11,9 +11,11 @@ ID, TITLE = "xid_errors", "Xid errors"
 
 async def run(ctx: CheckContext) -> CheckResult:
     series = dcgm(XID, ctx.scope)
-    seen, present = await ctx.query_all(f"max by ({GPU_LABELS}) ({series}) > 0", f"count({series})")
+    seen, present = await ctx.query_all(
+        f"max by ({gpu_by(ctx.scope)}) ({series}) > 0", f"count({series})"
+    )
     if not present:
-        return unknown(ctx, ID, TITLE, f"no {XID} series in scope: is dcgm-exporter scraped?")
+        return unknown(ctx, ID, TITLE, gpu_missing(ctx.scope, XID))
     gpus = int(present[0].value)
     if not seen:
         return CheckResult(
@@ -25,6 +27,7 @@ async def run(ctx: CheckContext) -> CheckResult:
             queries=list(ctx.queries),
             facts={"gpus": gpus, "xids": []},
         )
+    target_of = gpu_target(ctx.scope)
     decoded = []
     offenders: list[Offender] = []
     drain: list[str] = []
