@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.diagnosis.checks import REGISTRY, CheckContext
 from bot.diagnosis.decisions import SizingPolicy, evaluate
+from bot.diagnosis.labels import detect as detect_conventions
 from bot.diagnosis.per_workload import fallbacks, labelled, scope_of, unwell, workloads_in
-from bot.diagnosis.promql import NODE_KEY, ScopeError, check_window, dcgm
+from bot.diagnosis.promql import NODE_KEY, ScopeError, check_window, conventions_of, dcgm
 from bot.diagnosis.runbooks import Runbook
 from bot.models import CheckResult, Diagnosis, Finding, RecommendedAction, Scope, status_rank, worst
 from bot.sources.prometheus import MetricsError, MetricsSource
@@ -54,17 +55,21 @@ def options_from_settings(settings: Settings, window: str | None = None) -> Diag
 
 
 async def resolve_scope(scope: Scope, metrics: MetricsSource) -> Scope:
-    """vLLM series carry no node label: find the pods on the scope's node through DCGM."""
+    """The data's label conventions (configured, else detected); and since vLLM series
+    carry no node label, the pods on the scope's node, found through DCGM."""
+    scope = await detect_conventions(scope, metrics)
     node = scope.labels.get(NODE_KEY)
     if node is None or scope.pods is not None:
         return scope
+    pod = conventions_of(scope).gpu_label("pod")
     try:
-        assigned = dcgm("DCGM_FI_DEV_GPU_UTIL", scope, 'pod!=""')
-        rows = await metrics.query(f"group by (namespace, pod) ({assigned})")
+        assigned = dcgm("DCGM_FI_DEV_GPU_UTIL", scope, assigned=True)
+        rows = await metrics.query(f"group by ({pod}) ({assigned})")
     except MetricsError as exc:
         log.warning("cannot resolve pods on node %s: %s", node, exc)
         rows = []
-    return scope.model_copy(update={"pods": tuple(sorted({r.labels["pod"] for r in rows}))})
+    pods = tuple(sorted({r.labels[pod] for r in rows if r.labels.get(pod)}))
+    return scope.model_copy(update={"pods": pods})
 
 
 async def run_check(
