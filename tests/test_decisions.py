@@ -162,3 +162,16 @@ def test_render_missing_check_and_facts() -> None:
     assert render("{throughput.value} {throughput.facts.replicas} {nope.value}", results) == (
         "1.5 req/s 3 n/a"
     )
+
+
+def test_a_check_that_could_show_the_fault_reading_nothing_is_not_healthy() -> None:
+    """Unknown is never "healthy": the KV check (a rule's evidence) read no series."""
+    results = healthy() | {"kv_cache_usage": result("kv_cache_usage", "unknown")}
+    findings, actions = evaluate(runbook(), results, Scope())
+    assert [f.id for f in findings] == ["inconclusive", "blind_spots"]
+    assert findings[0].severity == "unknown"
+    assert "Cannot rule out" in findings[0].summary and "kv_cache_usage" in findings[0].summary
+    assert actions == []
+    # a blind check no rule reads does not stop the conclusion
+    results = healthy() | {"throughput": result("throughput", "unknown")}
+    assert {f.id for f in evaluate(runbook(), results, Scope())[0]} == {"healthy", "blind_spots"}

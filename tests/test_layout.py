@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "bot.config": 1,
     "bot.access": 1,
     "bot.store": 1,
+    "bot.incidents": 1,
     "bot.sources": 1,
     "bot.simulator": 1,
 }

@@ -281,7 +281,19 @@ def _fallback_findings(
                 targets=[n for r in bad for n in _bad_offenders(r)][:5],
             )
         )
-    if not matched and not bad and len(blind) < len(results):
+    # Healthy only when every check that could show the runbook's fault read data.
+    could_show = {c.check for rule in runbook.rules for c in rule.when}
+    unseen = [r for r in blind if r.id in could_show]
+    if not matched and not bad and unseen:
+        out.append(
+            Finding(
+                id="inconclusive",
+                severity="unknown",
+                summary=f"Cannot rule out '{runbook.title}': "
+                f"{', '.join(r.title for r in unseen)} read no data",
+            )
+        )
+    elif not matched and not bad and len(blind) < len(results):
         out.append(
             Finding(
                 id="healthy",

@@ -179,15 +179,24 @@ async def diagnose(
     discovery = asyncio.ensure_future(_workloads(scope, metrics))
     try:
         results = await _run_checks(runbook, scope, metrics, options, on_check)
-        workloads = await discovery
+        # the checks' deadline bounds the listing too: without it, decide scope-wide
+        left = started + options.check_timeout_s - time.monotonic()
+        workloads = await asyncio.wait_for(discovery, timeout=max(left, 0.0))
+    except TimeoutError:
+        workloads = set()
     finally:
         discovery.cancel()
     ordered = [results[ref.id] for ref in runbook.checks]
     findings, actions = evaluate(runbook, results, scope, options.sizing)
     split = unwell(ordered, workloads, scope)
-    decided = await asyncio.gather(
-        *(_decide_for(w, runbook, scope, metrics, options) for w in split)
-    )
+    try:  # one more check deadline at most, and only when some workloads look unwell
+        decided = await asyncio.wait_for(
+            asyncio.gather(*(_decide_for(w, runbook, scope, metrics, options) for w in split)),
+            timeout=options.check_timeout_s,
+        )
+    except TimeoutError:
+        log.warning("per-workload decisions in %s timed out: decided scope-wide", scope.describe())
+        decided = []
     own = [f for workload_findings, _ in decided for f in workload_findings]
     if own:
         # Each unwell workload on its own data; the scope-wide view keeps its blind spots.

@@ -72,7 +72,7 @@ def labelled(workload: str, findings: Iterable[Finding]) -> list[Finding]:
     ]
 
 
-FALLBACK_IDS = frozenset({"healthy", "unexplained", "blind_spots"})
+FALLBACK_IDS = frozenset({"healthy", "inconclusive", "unexplained", "blind_spots"})
 
 
 def fallbacks(findings: Iterable[Finding]) -> list[Finding]:
