@@ -302,6 +302,17 @@ class Settings(BaseSettings):
             f"unknown cluster {name!r}; configured: {', '.join(c.name for c in clusters)}"
         )
 
+    def is_configured(self, name: str | None) -> bool:
+        """Whether ``name`` is a configured cluster (None, the default, always is)."""
+        return name is None or any(c.name == name for c in self.effective_clusters())
+
+    def prometheus_url_for(self, cluster: str | None) -> str:
+        """The Prometheus to ask about ``cluster``: its own when configured, else the
+        default one (a federated store tells clusters apart by their label)."""
+        if self.is_configured(cluster):
+            return str(self.cluster(cluster).prometheus_url)
+        return str(self.prometheus_url)
+
     def conventions(self, cluster: str | None) -> LabelConventions:
         """The label conventions for ``cluster``: its own, else the global ones."""
         for config in self.clusters:

@@ -8,12 +8,15 @@ exporter's own pod) is never taken for a workload.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fleet_stack import FleetStack, eventually, start_stack
 
+from bot.cli import main
 from bot.commands.terminal import as_json
 from bot.config import LabelConventions
 from bot.diagnosis.engine import DiagnosisOptions, diagnose, resolve_scope
@@ -134,3 +137,19 @@ def test_idle_gpus_keep_their_series_without_the_exporter_pod(plain: FleetStack)
     assert temp.facts["targets"] == len(node.gpus)  # idle GPUs still counted
     pods = {o.target.get("pod") for c in d.checks for o in c.offenders}
     assert exporter_pod(node.name) not in pods
+
+
+def test_configured_labels_reach_the_diagnosis_from_the_config_file(
+    kps: FleetStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kps.switch("healthy")
+    config = tmp_path / "config.yaml"
+    config.write_text("labels:\n  gpu_workload_labels: plain\n")
+    main(
+        ["--config", str(config), "diagnose", "gpu_hardware_failure", "--format", "json",
+         "--prometheus", kps.prometheus.url, "--scope", "namespace=inference", "--window", "20s"]
+    )  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert "namespace/pod (configured)" in report["labels"], report["labels"]
+    xid = next(c for c in report["checks"] if c["id"] == "xid_errors")
+    assert xid["status"] == "unknown" and "namespace/pod" in xid["summary"]

@@ -149,3 +149,72 @@ def test_a_due_verification_is_claimed_by_exactly_one_replica(database_url: str)
     for t in threads:
         t.join()
     assert sorted(claims, key=len) == [[], [], [], [(request_id, "1700.1")]]
+
+
+def two_clusters(database_url: str, a: FakeKubernetes, b: FakeKubernetes) -> Remediation:
+    settings = Settings(
+        database_url=database_url,
+        clusters=[
+            {"name": "a", "kube_api_url": a.url, "kube_token": ADMIN_TOKEN},
+            {"name": "b", "kube_api_url": b.url, "kube_token": ADMIN_TOKEN},
+        ],
+        policy={"grants": [{"users": ["U1"], "kinds": ["drain"]}], "approvals": []},
+    )
+    return Remediation(
+        settings=settings,
+        store=Store(database_url),
+        audit=AuditLog(database_url),
+        runbooks={},
+        reporter=Recorder(),
+        directory=NoGroups(),
+        metrics_for=no_metrics,
+        options=DiagnosisOptions(),
+    )
+
+
+def test_a_recommendation_never_acts_outside_the_cluster_of_its_evidence(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    alice = Actor("U1", "alice")
+    with FakeKubernetes() as a, FakeKubernetes() as b:
+        for kube in (a, b):
+            kube.add_node("gpu-node-1")  # the same name in both clusters
+        remediation = two_clusters(db, a, b)
+        drain = Asked("drain", "node/gpu-node-1")
+
+        def offered(cluster: str | None = None, evidence_cluster: str | None = None) -> str:
+            return asyncio.run(
+                remediation.offer(
+                    drain,
+                    reason="Xid 48",
+                    runbook="gpu_hardware_failure",
+                    cluster=cluster,
+                    evidence_cluster=evidence_cluster,
+                )
+            )
+
+        # evidence from b, asked to run in a: shown as refused, then refused and audited
+        wrong = offered(cluster="a", evidence_cluster="b")
+        preview = asyncio.run(remediation.preview(wrong, alice))
+        assert (
+            preview.error and "from cluster b" in preview.error and "in cluster a" in preview.error
+        )
+        assert "cluster=b" in preview.error  # the fix: diagnose b to act there
+        asyncio.run(remediation.confirm(wrong, alice, {}))
+        refused = remediation.reporter.events[-1]  # type: ignore[attr-defined]
+        assert isinstance(refused, Refused) and "from cluster b" in refused.reason
+        # evidence from a cluster no configuration names: recorded, never run anywhere
+        unconfigured = offered(cluster="west")
+        preview = asyncio.run(remediation.preview(unconfigured, alice))
+        assert preview.error and "configure cluster west" in preview.error
+        asyncio.run(remediation.confirm(unconfigured, alice, {}))
+        # evidence from b and no cluster named: it acts in b, where the data justified it
+        right = offered(evidence_cluster="b")
+        assert asyncio.run(remediation.preview(right, alice)).error is None
+        for kube in (a, b):  # nothing changed; only b was asked for a plan (a dry run)
+            writes = [r for r in kube.requests if r.method in ("PATCH", "POST", "DELETE")]
+            assert all("dryRun" in r.query for r in writes)
+            assert bool(writes) == (kube is b)
+    denied = [r for r in AuditLog(db).recent(20) if r.event == "denied"]
+    assert {r.request_id for r in denied} == {wrong, unconfigured}
+    assert all("evidence" in r.outcome for r in denied)
+    assert {r.origin.get("evidence_cluster") for r in denied} == {"b", "west"}

@@ -14,6 +14,7 @@ from bot.commands.common import EXIT_OK, EXIT_PROBLEM, UsageError
 from bot.commands.terminal import as_json, progress_table, report
 from bot.config import Settings, load_settings
 from bot.diagnosis.engine import DiagnosisOptions, OnCheck, diagnose, options_from_settings
+from bot.diagnosis.labels import UnknownCluster, known_cluster
 from bot.diagnosis.promql import ScopeError, check_window
 from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, Runbook, RunbookError, load_runbooks
 from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
@@ -27,9 +28,19 @@ async def run_diagnosis(
     source: PrometheusSource,
     options: DiagnosisOptions,
     on_check: OnCheck | None = None,
+    cluster_label: str | None = None,
 ) -> Diagnosis:
-    """One diagnosis, its connections closed before the event loop ends."""
+    """One diagnosis, its connections closed before the event loop ends.
+
+    ``cluster_label``: the scope's cluster is not configured; it must be a value of this
+    label in the data (UsageError naming the values found if not).
+    """
     try:
+        if cluster_label and scope.cluster:
+            try:
+                await known_cluster(scope.cluster, source, cluster_label)
+            except UnknownCluster as exc:
+                raise UsageError(str(exc)) from exc
         return await diagnose(runbook, scope, source, options, on_check)
     finally:
         await source.aclose()
@@ -60,22 +71,28 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         window = check_window(args.window) if args.window else None
     except (ScopeSyntaxError, ScopeError) as exc:
         raise UsageError(str(exc)) from exc
-    cluster = settings.cluster(scope.cluster)
-    url = args.prometheus or str(cluster.prometheus_url)
+    url = args.prometheus or settings.prometheus_url_for(scope.cluster)
     source = PrometheusSource(url, timeout_s=args.timeout or settings.query_timeout_s)
+    # a cluster no configuration names is picked by its label in the default Prometheus
+    by_label = not settings.is_configured(scope.cluster)
+    label = settings.conventions(scope.cluster).cluster_label if by_label else None
     options = options_from_settings(settings, window)
     if args.timeout:  # the deadline of the whole diagnosis: every query, every check
         options = dataclasses.replace(options, check_timeout_s=args.timeout)
     if args.format == "json":
-        result = asyncio.run(run_diagnosis(runbook, scope, source, options))
+        result = asyncio.run(run_diagnosis(runbook, scope, source, options, None, label))
         print(json.dumps(as_json(result), indent=2))
     else:
-        result = _diagnose_live(runbook, scope, source, options)
+        result = _diagnose_live(runbook, scope, source, options, label)
     return exit_code(result)
 
 
 def _diagnose_live(
-    runbook: Runbook, scope: Scope, source: PrometheusSource, options: DiagnosisOptions
+    runbook: Runbook,
+    scope: Scope,
+    source: PrometheusSource,
+    options: DiagnosisOptions,
+    cluster_label: str | None,
 ) -> Diagnosis:
     console = Console(soft_wrap=False)
     progress = Console(stderr=True)
@@ -87,6 +104,8 @@ def _diagnose_live(
             done[result.id] = result
             live.update(progress_table(runbook.title, ids, done))
 
-        result = asyncio.run(run_diagnosis(runbook, scope, source, options, on_check))
+        result = asyncio.run(
+            run_diagnosis(runbook, scope, source, options, on_check, cluster_label)
+        )
     console.print(report(result))
     return result

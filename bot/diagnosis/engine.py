@@ -15,11 +15,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.config import LabelConventions
 from bot.diagnosis.checks import REGISTRY, CheckContext
 from bot.diagnosis.decisions import SizingPolicy, evaluate
 from bot.diagnosis.labels import detect as detect_conventions
 from bot.diagnosis.per_workload import fallbacks, labelled, scope_of, unwell, workloads_in
-from bot.diagnosis.promql import NODE_KEY, ScopeError, check_window, conventions_of, dcgm
+from bot.diagnosis.promql import (
+    NODE_KEY,
+    LabelledScope,
+    ScopeError,
+    check_window,
+    conventions_of,
+    dcgm,
+    with_conventions,
+)
 from bot.diagnosis.runbooks import Runbook
 from bot.models import CheckResult, Diagnosis, Finding, RecommendedAction, Scope, status_rank, worst
 from bot.sources.prometheus import MetricsError, MetricsSource
@@ -41,6 +50,16 @@ class DiagnosisOptions:
     sizing: SizingPolicy = field(default_factory=SizingPolicy)
     # check id → parameter overrides from configuration (win over the runbook's)
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # configured label conventions: global, and per cluster name
+    conventions: LabelConventions = field(default_factory=LabelConventions)
+    cluster_conventions: Mapping[str, LabelConventions] = field(default_factory=dict)
+
+    def labelled(self, scope: Scope) -> Scope:
+        """``scope`` with the configured conventions of its cluster (kept if it has some)."""
+        if isinstance(scope, LabelledScope):
+            return scope
+        own = self.cluster_conventions.get(scope.cluster or "")
+        return with_conventions(scope, own or self.conventions)
 
 
 def options_from_settings(settings: Settings, window: str | None = None) -> DiagnosisOptions:
@@ -51,6 +70,8 @@ def options_from_settings(settings: Settings, window: str | None = None) -> Diag
         recorded_window=settings.diagnosis_window if settings.recording_rules else None,
         sizing=SizingPolicy(headroom=settings.scale_headroom),
         overrides=settings.thresholds,
+        conventions=settings.labels,
+        cluster_conventions={c.name: c.labels for c in settings.clusters if c.labels},
     )
 
 
@@ -175,7 +196,7 @@ async def diagnose(
     options = options or DiagnosisOptions()
     check_window(options.window)
     started = time.monotonic()
-    scope = await resolve_scope(scope, metrics)
+    scope = await resolve_scope(options.labelled(scope), metrics)
     discovery = asyncio.ensure_future(_workloads(scope, metrics))
     try:
         results = await _run_checks(runbook, scope, metrics, options, on_check)

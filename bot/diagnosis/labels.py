@@ -11,7 +11,13 @@ import asyncio
 import logging
 
 from bot.diagnosis.metric_names import GPU_UTIL
-from bot.diagnosis.promql import LabelledScope, conventions_of, with_conventions
+from bot.diagnosis.promql import (
+    LabelledScope,
+    ScopeError,
+    conventions_of,
+    quote,
+    with_conventions,
+)
 from bot.models import Scope
 from bot.sources.prometheus import MetricsError, MetricsSource, Sample
 
@@ -59,3 +65,43 @@ async def detect(scope: Scope, metrics: MetricsSource) -> LabelledScope:
         log.warning("cannot detect label conventions: %s", exc)
         rows = []
     return conclude(scope, rows)
+
+
+class UnknownCluster(ScopeError):
+    """A scope's cluster that is neither configured nor a value of the cluster label."""
+
+
+def cluster_values_query(cluster_label: str) -> str:
+    """The clusters the data holds: one series a value of the cluster label."""
+    return f'count by ({cluster_label}) (up{{{cluster_label}!=""}})'
+
+
+def unknown_cluster(cluster: str, cluster_label: str, rows: list[Sample]) -> str | None:
+    """Why ``cluster`` cannot be diagnosed from these rows, or None when it can (pure)."""
+    found = sorted({r.labels[cluster_label] for r in rows if r.labels.get(cluster_label)})
+    if cluster in found:
+        return None
+    if not found:
+        return (
+            f"cluster {quote(cluster)} is not configured, and the data has no "
+            f"`{cluster_label}` label to pick it by: configure it under `clusters:` with its "
+            f"prometheus_url, or set `labels: cluster_label:` to the label naming clusters"
+        )
+    return (
+        f"cluster {quote(cluster)} is not configured, and no series has "
+        f"{cluster_label}={quote(cluster)}; the data holds {cluster_label}: {', '.join(found)}"
+    )
+
+
+async def known_cluster(cluster: str, metrics: MetricsSource, cluster_label: str) -> None:
+    """UnknownCluster unless the data holds series of ``cluster`` (checked before a
+    diagnosis picks series by a cluster no configuration names). An unreachable
+    Prometheus gives no verdict: the diagnosis itself will say it read nothing."""
+    try:
+        rows = await metrics.query(cluster_values_query(cluster_label))
+    except MetricsError as exc:
+        log.warning("cannot list the clusters in the data: %s", exc)
+        return
+    reason = unknown_cluster(cluster, cluster_label, rows)
+    if reason:
+        raise UnknownCluster(reason)

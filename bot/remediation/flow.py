@@ -79,6 +79,26 @@ def handled(req: ActionRequest) -> str:
 
 
 RUN_ERRORS = (ActionError, KubernetesError, AlertmanagerError, silence.SilenceError)
+# The cluster whose data justified a recommended action, kept in the request's origin.
+EVIDENCE_CLUSTER = "evidence_cluster"
+
+
+def misplaced(req: ActionRequest, configured: Callable[[str], bool]) -> str | None:
+    """Why ``req`` must not run where it would (its evidence is from another cluster), or
+    None. A drain or scale acts only in the cluster whose data justified it."""
+    evidence = str((req.origin or {}).get(EVIDENCE_CLUSTER) or "")
+    if not evidence or evidence == (req.cluster or ""):
+        return None
+    fix = (
+        f"diagnose again with cluster={evidence} to act there"
+        if configured(evidence)
+        else f"configure cluster {evidence} (under `clusters:`, with its Kubernetes access) "
+        "to act there"
+    )
+    return (
+        f"the evidence for {req.kind} {req.target} is from cluster {evidence}, but it would "
+        f"run in cluster {req.cluster or 'default'}; nothing was done: {fix}"
+    )
 
 
 def namespace_of(target: str) -> str:
@@ -171,6 +191,7 @@ class Remediation:
         *,
         reason: str,
         cluster: str | None = None,
+        evidence_cluster: str | None = None,
         channel: str | None = None,
         runbook: str = "",
         scope: dict[str, str] | None = None,
@@ -182,12 +203,23 @@ class Remediation:
         lock, execution and audit all read it from the request. Without ``cluster`` and
         with several clusters configured, the one where the target exists is chosen;
         :class:`AmbiguousTarget` if that is more than one.
+
+        A diagnosis's recommendation (``runbook``) remembers the cluster its evidence came
+        from (``evidence_cluster``, else ``cluster``): it acts there when that cluster is
+        configured, and is refused wherever else it would run.
         """
-        resolved = (
-            self.settings.cluster(cluster).name
-            if cluster or runbook
-            else await locate(self.settings, asked)
-        )
+        evidence = evidence_cluster or (cluster if runbook else None)
+        wanted = cluster or evidence
+        if wanted and self.settings.is_configured(wanted):
+            resolved = self.settings.cluster(wanted).name
+        elif runbook:  # evidence from a cluster not configured: recorded, then refused
+            resolved = self.settings.cluster(None).name
+        elif wanted:
+            resolved = self.settings.cluster(wanted).name  # ConfigError naming the known
+        else:
+            resolved = await locate(self.settings, asked)
+        if evidence:
+            origin = {**(origin or {}), EVIDENCE_CLUSTER: evidence}
         return await asyncio.to_thread(
             self.store.create_action_request,
             kind=asked.kind,
@@ -227,6 +259,10 @@ class Remediation:
         req = self.store.action_request(request_id)
         if req is None or _expired(req) or req.state != "offered":
             return Preview(request_id, None, error=HANDLED)
+        wrong_place = misplaced(req, self.settings.is_configured)
+        if wrong_place:
+            self._audit("denied", req, actor, outcome=wrong_place)
+            return Preview(request_id, req, error=wrong_place)
         actor = await self.with_groups(actor)
         decision = self._decision(req, actor)
         try:
@@ -253,6 +289,11 @@ class Remediation:
             req = self.store.action_request(request_id) or req
         if req.state != "offered":
             await self._report(Refused(req, actor, handled(req)))
+            return
+        wrong_place = misplaced(req, self.settings.is_configured)
+        if wrong_place:
+            self._audit("denied", req, actor, outcome=wrong_place)
+            await self._report(Refused(req, actor, wrong_place))
             return
         params, problems = apply_edits(req.kind, req.params, edited)
         if problems:
@@ -307,6 +348,11 @@ class Remediation:
             raise UnknownRequest(f"there is no action request {request_id!r}")
         if req.state != "awaiting_approval":
             await self._report(Refused(req, approver, handled(req)))
+            return
+        wrong_place = misplaced(req, self.settings.is_configured)
+        if wrong_place:
+            self._audit("denied", req, approver, outcome=wrong_place)
+            await self._report(Refused(req, approver, wrong_place))
             return
         approver = await self.with_groups(approver)
         decision = can_approve(

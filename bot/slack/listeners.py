@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import ConfigError
+from bot.diagnosis.labels import UnknownCluster, known_cluster
 from bot.remediation.events import Actor, Preview
 from bot.remediation.flow import UnknownRequest
 from bot.remediation.placement import AmbiguousTarget
@@ -147,11 +148,14 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
     if request.verb == "runbook":
         await _reply(svc, command, respond, runbook_message(runbook))
         return
-    try:
-        svc.metrics_for(request.scope.cluster)
-    except ConfigError as exc:
-        await _reply(svc, command, respond, usage_error(str(exc)))
-        return
+    cluster = request.scope.cluster
+    if cluster and not svc.settings.is_configured(cluster):
+        label = svc.settings.conventions(cluster).cluster_label
+        try:  # picked by its label in the default Prometheus: it must be in the data
+            await known_cluster(cluster, svc.metrics_for(cluster), label)
+        except UnknownCluster as exc:
+            await _reply(svc, command, respond, usage_error(str(exc)))
+            return
     _, ts = await diagnose_to_slack(svc, command["channel_id"], runbook, request.scope)
     if ts is None:
         await _reply(

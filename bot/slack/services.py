@@ -53,13 +53,12 @@ class Services:
         return options_from_settings(self.settings)
 
     def metrics_for(self, cluster: str | None) -> PrometheusSource:
-        """The Prometheus of ``cluster`` (ConfigError naming the known ones if unknown)."""
-        config = self.settings.cluster(cluster)
-        if config.name not in self._sources:
-            self._sources[config.name] = PrometheusSource(
-                str(config.prometheus_url), timeout_s=self.settings.query_timeout_s
-            )
-        return self._sources[config.name]
+        """The Prometheus of ``cluster``; the default one for a cluster not configured
+        (its series picked by the cluster label)."""
+        url = self.settings.prometheus_url_for(cluster)
+        if url not in self._sources:
+            self._sources[url] = PrometheusSource(url, timeout_s=self.settings.query_timeout_s)
+        return self._sources[url]
 
     async def members(self, group: str, ttl_s: float = 300.0) -> frozenset[str]:
         """Members of a Slack user group (cached; empty when Slack cannot say)."""
