@@ -92,6 +92,13 @@ class RecommendedAction(BaseModel):
     target: str
     params: dict[str, Any] = Field(default_factory=dict)
     reason: str
+    cluster: str | None = Field(
+        default=None, description="the cluster whose data justified it (where it may act)"
+    )
+
+    def where(self) -> str:
+        """``node/x`` or ``node/x in cluster west``."""
+        return f"{self.target} in cluster {self.cluster}" if self.cluster else self.target
 
 
 class Diagnosis(BaseModel):

@@ -138,6 +138,27 @@ def test_fact_list_targets_make_one_action_each() -> None:
     ]
 
 
+def test_actions_carry_the_cluster_whose_data_named_them() -> None:
+    # the same node name in two clusters, fatal in both: one drain each, each in its own
+    where = {"node/gpu-1": ["east", "west"], "node/gpu-2": ["west"]}
+    results = healthy() | {
+        "xid_errors": result(
+            "xid_errors", "crit", 48, drain_targets=["node/gpu-1", "node/gpu-2"],
+            target_clusters=where,
+        )
+    }  # fmt: skip
+    _, actions = evaluate(runbook(), results, Scope())
+    assert [(a.target, a.cluster) for a in actions] == [
+        ("node/gpu-1", "east"),
+        ("node/gpu-1", "west"),
+        ("node/gpu-2", "west"),
+    ]
+    # no cluster in the data: the scope's
+    plain = healthy() | {"xid_errors": result("xid_errors", "crit", 48, drain_targets=["node/x"])}
+    _, actions = evaluate(runbook(), plain, Scope(cluster="prod"))
+    assert [(a.target, a.cluster) for a in actions] == [("node/x", "prod")]
+
+
 def test_value_condition_and_fixed_severity() -> None:
     results = healthy() | {"kv_cache_usage": result("kv_cache_usage", "warn", 0.93, "ratio")}
     findings, _ = evaluate(runbook(), results, Scope())

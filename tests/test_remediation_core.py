@@ -14,6 +14,7 @@ from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 
 from bot.config import Settings
 from bot.diagnosis.engine import DiagnosisOptions
+from bot.models import RecommendedAction, Scope
 from bot.remediation.audit import AuditLog
 from bot.remediation.events import Actor, Busy, Event, Finished, Progressed, Refused, Started
 from bot.remediation.flow import Remediation
@@ -210,6 +211,11 @@ def test_a_recommendation_never_acts_outside_the_cluster_of_its_evidence(tmp_pat
         # evidence from b and no cluster named: it acts in b, where the data justified it
         right = offered(evidence_cluster="b")
         assert asyncio.run(remediation.preview(right, alice)).error is None
+        # a diagnosis's recommendation from an unscoped diagnosis: it acts where its data is
+        recommended = RecommendedAction(kind="drain", target=drain.target, reason="x", cluster="b")
+        offer = remediation.offer_recommended(recommended, runbook="rb", scope=Scope())
+        placed = remediation.store.action_request(asyncio.run(offer))
+        assert placed is not None and placed.cluster == "b"
         for kube in (a, b):  # nothing changed; only b was asked for a plan (a dry run)
             writes = [r for r in kube.requests if r.method in ("PATCH", "POST", "DELETE")]
             assert all("dryRun" in r.query for r in writes)

@@ -6,6 +6,7 @@ identical inside. No configuration names the clusters: `cluster=` picks series b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -15,15 +16,23 @@ from typing import Any
 import pytest
 from bot_runner import BotRunner
 from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
-from fakes.slack import FakeSlack, send_signed, slash_command_body
+from fakes.slack import FakeSlack, block_action_body, send_signed, slash_command_body
 from fleet_stack import eventually
 
 from bot.cli import main
+from bot.config import LabelConventions
+from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.diagnosis.promql import with_conventions
+from bot.diagnosis.runbooks import load_runbooks
+from bot.models import Diagnosis, RecommendedAction, Scope
+from bot.remediation.audit import AuditLog
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
 from bot.simulator.scenarios import GroundTruth
 from bot.simulator.server import Simulator, make_app
 from bot.simulator.serving import BackgroundServer
+from bot.slack import ids
+from bot.sources.prometheus import PrometheusSource
 
 pytestmark = [pytest.mark.prometheus]
 
@@ -63,6 +72,19 @@ def federated(prometheus_binary: str) -> Iterator[TwoClusters]:
         prometheus.stop()
         for server in servers.values():
             server.stop()
+
+
+def diagnosed(url: str, runbook: str, scope: Scope) -> Diagnosis:
+    source = PrometheusSource(url, timeout_s=10)
+    try:
+        rb = load_runbooks()[runbook]
+        return asyncio.run(diagnose(rb, scope, source, DiagnosisOptions(window="20s")))
+    finally:
+        source.close()
+
+
+def drains(d: Diagnosis) -> list[RecommendedAction]:
+    return [a for a in d.actions if a.kind == "drain"]
 
 
 @pytest.fixture
@@ -149,7 +171,7 @@ class World:
         def found() -> str:
             for m in self.slack.messages(CHANNEL):
                 text = json.dumps(m.blocks)
-                if m.ts not in before and needle in text and "Checking" not in m.text:
+                if m.ts not in before and needle in text and "still running" not in text:
                     return text
             raise AssertionError(f"no report mentioning {needle} yet")
 
@@ -191,3 +213,122 @@ def test_slack_diagnoses_a_cluster_no_config_names_by_its_label(world: World) ->
     report = world.report(before, "cluster=west")
     # one cluster's 4 replicas and 16 GPUs, not both clusters' 8 and 32
     assert "across 4 replicas" in report and "16 GPUs" in report, report
+
+
+def test_a_fault_in_west_is_acted_on_in_west_only(federated: TwoClusters) -> None:
+    federated.switch("east", "healthy")
+    (fault,) = federated.switch("west", "xid_48").faults
+    url = federated.prometheus.url
+
+    def seen_in_west() -> Diagnosis:
+        d = diagnosed(url, "gpu_hardware_failure", Scope(cluster="west"))
+        assert drains(d), [c.summary for c in d.checks]
+        return d
+
+    west = eventually(seen_in_west, timeout_s=30)
+    assert [(a.target, a.cluster) for a in drains(west)] == [(f"node/{fault.node}", "west")]
+    # the same node name exists in east, where nothing is wrong: nothing to do there
+    east = diagnosed(url, "gpu_hardware_failure", Scope(cluster="east"))
+    xid = next(c for c in east.checks if c.id == "xid_errors")
+    assert xid.status == "ok" and xid.facts.get("targets", 16) == 16, xid.summary
+    assert east.actions == []
+    # unscoped, the drain says where the problem is
+    fleet = diagnosed(url, "gpu_hardware_failure", Scope())
+    assert [(a.target, a.cluster) for a in drains(fleet)] == [(f"node/{fault.node}", "west")]
+    worst = next(c for c in fleet.checks if c.id == "xid_errors").offenders[0]
+    assert worst.target["cluster"] == "west"
+
+
+def test_a_drain_justified_by_west_is_refused_in_east(world: World, federated: TwoClusters) -> None:
+    """Only east is configured: a drain whose evidence is west's data never acts in east,
+    though east has a node of the same name."""
+    federated.switch("east", "healthy")
+    (fault,) = federated.switch("west", "xid_48").faults
+    assert fault.node
+    world.east.add_node(fault.node)
+
+    def button() -> str:
+        before = {m.ts for m in world.slack.messages(CHANNEL)}
+        world.slash("diagnose gpu_hardware_failure cluster=west")
+        report = world.report(before, "cluster=west")
+        assert "Drain" in report, report
+        for m in world.slack.messages(CHANNEL):
+            if m.ts in before:
+                continue
+            for block in m.blocks or []:
+                accessory = block.get("accessory") or {}
+                if accessory.get("action_id") == ids.ACTION_BUTTON:
+                    return str(accessory["value"])
+        raise AssertionError("no action button")
+
+    request_id = eventually(button, timeout_s=60, interval_s=2)
+    world.east.clear_requests()
+    body = block_action_body(
+        ids.ACTION_BUTTON,
+        request_id,
+        user_id="U1",
+        channel_id=CHANNEL,
+        trigger_id=world.slack.new_trigger_id(),
+    )
+    assert send_signed(f"{world.bot.url}/slack/events", body, SECRET).status == 200
+
+    def refused() -> str:
+        for view in reversed(world.slack.views):
+            text = json.dumps(view.view)
+            if request_id in text and "evidence" in text:
+                return text
+        raise AssertionError("no refusal in the plan modal yet")
+
+    modal = eventually(refused, timeout_s=15)
+    assert "from cluster west" in modal and "in cluster east" in modal, modal
+    assert "configure cluster west" in modal
+    assert not [r for r in world.east.requests if r.method in ("PATCH", "POST", "DELETE")]
+    denied = [r for r in AuditLog(world.db).for_request(request_id) if r.event == "denied"]
+    assert denied and denied[0].cluster == "east"
+    assert denied[0].origin.get("evidence_cluster") == "west"
+
+
+class RelabelledRunner(PrometheusRunner):
+    """The same clusters under a label of another name (`k8s_cluster`)."""
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        for job in config["scrape_configs"]:
+            for rule in job.get("relabel_configs", []):
+                if rule.get("target_label") == "cluster":
+                    rule["target_label"] = "k8s_cluster"
+        return config
+
+
+@pytest.fixture(scope="module")
+def custom_label(federated: TwoClusters, prometheus_binary: str) -> Iterator[str]:
+    urls = {c: s.url for c, s in federated.servers.items()}
+    prometheus = RelabelledRunner(urls, scrape_interval_s=1.0, binary=prometheus_binary)
+    try:
+        prometheus.start()
+        fleet = federated.simulators["east"].fleet
+        prometheus.wait_for_targets(2 * (len(fleet.replicas) + len(fleet.nodes)))
+        yield prometheus.url
+    finally:
+        prometheus.stop()
+
+
+def test_a_custom_cluster_label_is_honoured_in_vllm_aggregations(
+    federated: TwoClusters, custom_label: str
+) -> None:
+    federated.switch("east", "healthy")
+    federated.switch("west", "healthy")
+    labels = LabelConventions(cluster_label="k8s_cluster")
+    west = diagnosed(custom_label, "fleet_status", with_conventions(Scope(cluster="west"), labels))
+    checks = {c.id: c for c in west.checks}
+    assert checks["queue_depth"].facts["targets"] == 4, checks["queue_depth"].summary
+    assert {o.target.get("cluster") for o in checks["kv_cache_usage"].offenders} == {"west"}
+    fleet = diagnosed(custom_label, "fleet_status", with_conventions(Scope(), labels))
+    kv = next(c for c in fleet.checks if c.id == "kv_cache_usage")
+    # identical pod names in both clusters stay two replicas each, each with its cluster
+    assert kv.facts["targets"] == 8, kv.summary
+    assert {o.target.get("cluster") for o in kv.offenders} <= {"east", "west"}
+    assert all(o.target.get("cluster") for o in kv.offenders)
+    for check in fleet.checks:
+        for query in check.queries:
+            assert "by (namespace, pod, instance, cluster" not in query, query

@@ -60,7 +60,7 @@ def report(d: Diagnosis) -> RenderableType:
         parts.append(Text("\nRecommended actions", style="bold underline"))
         for a in d.actions:
             params = " ".join(f"{k}={v}" for k, v in a.params.items())
-            parts.append(Text(f"  → {a.kind} {a.target} {params}".rstrip(), style="bold"))
+            parts.append(Text(f"  → {a.kind} {a.where()} {params}".rstrip(), style="bold"))
             parts.append(Text(f"    {a.reason}", style="dim"))
     table = Table(title="Checks", title_justify="left", expand=False)
     table.add_column("check")

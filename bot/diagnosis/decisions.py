@@ -94,20 +94,24 @@ def _severity(rule: Rule, results: Mapping[str, CheckResult]) -> Status:
     return "warn" if status_rank(level) < status_rank("warn") else level
 
 
-def _scope_workload(scope: Scope, results: Mapping[str, CheckResult]) -> str | None:
+# An action's target and the cluster whose data named it (None: the data has no cluster).
+Placed = tuple[str, str | None]
+
+
+def _scope_workload(scope: Scope, results: Mapping[str, CheckResult]) -> Placed | None:
     namespace = scope.labels.get("namespace", "default")
     if "deployment" in scope.labels:
-        return f"deployment/{namespace}/{scope.labels['deployment']}"
+        return f"deployment/{namespace}/{scope.labels['deployment']}", scope.cluster
     for result in results.values():
         for offender in result.offenders:
             if "pod" in offender.target:
-                return workload_of_pod(
-                    offender.target.get("namespace", namespace), offender.target["pod"]
-                )
+                t = offender.target
+                pod = workload_of_pod(t.get("namespace", namespace), t["pod"])
+                return pod, t.get("cluster", scope.cluster)
     return None
 
 
-def _targets(spec: ActionSpec, scope: Scope, results: Mapping[str, CheckResult]) -> list[str]:
+def _targets(spec: ActionSpec, scope: Scope, results: Mapping[str, CheckResult]) -> list[Placed]:
     m = TARGET_FORMS.match(spec.target)
     assert m is not None, "validated when the runbook loaded"
     if m.group("scope"):
@@ -118,23 +122,30 @@ def _targets(spec: ActionSpec, scope: Scope, results: Mapping[str, CheckResult])
         return []
     if m.group("fact"):
         value = result.facts.get(m.group("fact")) or []
-        return [str(v) for v in value][:MAX_TARGETS_PER_ACTION] if isinstance(value, list) else []
+        if not isinstance(value, list):
+            return []
+        where = result.facts.get("target_clusters") or {}
+        placed = [
+            (str(v), cluster) for v in value for cluster in (where.get(str(v)) or [scope.cluster])
+        ]
+        return placed[:MAX_TARGETS_PER_ACTION]
     kind = m.group("kind")
     # Act on what crossed a threshold; a workload may still come from the worst few.
     ranked = [o for o in result.offenders if o.status != "ok"]
     if kind == "deployment" and not ranked:
         ranked = list(result.offenders)
     ranked.sort(key=lambda o: -status_rank(o.status))
-    out: list[str] = []
+    out: list[Placed] = []
     for offender in ranked:
         t = offender.target
         namespace = t.get("namespace", scope.labels.get("namespace", "default"))
+        cluster = t.get("cluster", scope.cluster)
         if kind == "node" and "node" in t:
-            out.append(f"node/{t['node']}")
+            out.append((f"node/{t['node']}", cluster))
         elif kind == "pod" and "pod" in t:
-            out.append(f"pod/{namespace}/{t['pod']}")
+            out.append((f"pod/{namespace}/{t['pod']}", cluster))
         elif kind == "deployment" and "pod" in t:
-            out.append(workload_of_pod(namespace, t["pod"]))
+            out.append((workload_of_pod(namespace, t["pod"]), cluster))
     if kind == "deployment" and not out:
         found = _scope_workload(scope, results)
         out = [found] if found else []
@@ -166,10 +177,11 @@ def _sized(
     return params, f"scale {plan.current} → {plan.replicas}: {plan.why}"
 
 
-def _pods(offenders: list[Offender]) -> set[str]:
-    # By name alone: pod names carry a random suffix, and GPU series may name the
-    # namespace differently from vLLM's (exporter relabelling).
-    return {o.target["pod"] for o in offenders if "pod" in o.target}
+def _pods(offenders: list[Offender]) -> set[tuple[str, str]]:
+    # By name and cluster alone: pod names carry a random suffix, and GPU series may name
+    # the namespace differently from vLLM's (exporter relabelling); names repeat across
+    # clusters.
+    return {(o.target.get("cluster", ""), o.target["pod"]) for o in offenders if "pod" in o.target}
 
 
 def _evidence(rule: Rule, results: Mapping[str, CheckResult]) -> list[Offender]:
@@ -188,7 +200,7 @@ def _explained_by_hardware(
     takes out of service, the drain is the fix: a fault localised to some replicas must
     not become a change to the whole workload. Maps rule id → the drain rule's id.
     """
-    faulty: dict[str, str] = {}
+    faulty: dict[tuple[str, str], str] = {}
     for rule in matched:
         if rule.action and rule.action.kind == "drain":
             for pod in _pods(_evidence(rule, results)):
@@ -216,7 +228,7 @@ def evaluate(
 ) -> tuple[list[Finding], list[RecommendedAction]]:
     policy = policy or SizingPolicy()
     findings: list[Finding] = []
-    actions: dict[tuple[str, str, str], RecommendedAction] = {}
+    actions: dict[tuple[str, str, str, str], RecommendedAction] = {}
     matched = [rule for rule in runbook.rules if all(_holds(c, results) for c in rule.when)]
     explained = _explained_by_hardware(matched, results)
     for rule in matched:
@@ -250,11 +262,15 @@ def evaluate(
         if sizing_note:
             reason = f"{reason} ({sizing_note})"
         change = str(params.get("change", ""))
-        for target in _targets(rule.action, scope, results):
+        for target, cluster in _targets(rule.action, scope, results):
             actions.setdefault(
-                (rule.action.kind, target, change),
+                (rule.action.kind, target, change, cluster or ""),
                 RecommendedAction(
-                    kind=rule.action.kind, target=target, params=params, reason=reason
+                    kind=rule.action.kind,
+                    target=target,
+                    params=params,
+                    reason=reason,
+                    cluster=cluster,
                 ),
             )
     findings.extend(_fallback_findings(runbook, results, bool(findings)))

@@ -225,10 +225,11 @@ async def diagnose(
             [*own, *(f for f in fallbacks(findings) if f.id == "blind_spots")],
             key=lambda f: -status_rank(f.severity),
         )
-        merged: dict[tuple[str, str, str], RecommendedAction] = {}
+        merged: dict[tuple[str, str, str, str], RecommendedAction] = {}
         for _, workload_actions in decided:
             for a in workload_actions:
-                merged.setdefault((a.kind, a.target, str(a.params.get("change", ""))), a)
+                change = str(a.params.get("change", ""))
+                merged.setdefault((a.kind, a.target, change, a.cluster or ""), a)
         actions = list(merged.values())
     return Diagnosis(
         runbook=runbook.id,

@@ -213,7 +213,8 @@ def rate_by(
     if isinstance(metric, str):
         return f"sum by ({by}) (rate({vllm(metric, scope, extra)}[{window}]))"
     wanted = [x.strip() for x in by.split(",") if x.strip()]
-    inner = ", ".join(dict.fromkeys([*REPLICA_IDENTITY, *wanted]))
+    identity = [*REPLICA_IDENTITY, conventions_of(scope).cluster_label]  # names repeat
+    inner = ", ".join(dict.fromkeys([*identity, *wanted]))
     parts = [f"sum by ({inner}) (rate({vllm(name, scope, extra)}[{window}]))" for name in metric]
     return f"sum by ({by}) ({' or '.join(parts)})"
 

@@ -20,7 +20,7 @@ from typing import Any, cast
 from bot.config import Settings
 from bot.diagnosis.engine import DiagnosisOptions, diagnose
 from bot.diagnosis.runbooks import Runbook
-from bot.models import ActionKind, Scope
+from bot.models import ActionKind, RecommendedAction, Scope
 from bot.remediation.actions import get_action, silence
 from bot.remediation.actions.base import ActionError, Plan, parse_target
 from bot.remediation.audit import AuditEventType, AuditLog
@@ -231,6 +231,29 @@ class Remediation:
             ttl=timedelta(seconds=self.settings.action_request_ttl_s),
             cluster=resolved,
             scope=scope,
+            origin=origin,
+        )
+
+    async def offer_recommended(
+        self,
+        action: RecommendedAction,
+        *,
+        runbook: str,
+        scope: Scope,
+        channel: str | None = None,
+        origin: dict[str, Any] | None = None,
+    ) -> str:
+        """Offer a diagnosis's recommended action in the cluster whose data justified it
+        (the action's own cluster, else the scope's); refused anywhere else."""
+        where = action.cluster or scope.cluster
+        return await self.offer(
+            Asked(action.kind, action.target, dict(action.params)),
+            reason=action.reason,
+            cluster=where,
+            evidence_cluster=where,
+            channel=channel,
+            runbook=runbook,
+            scope=dict(scope.labels),
             origin=origin,
         )
 

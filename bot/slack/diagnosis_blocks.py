@@ -198,6 +198,8 @@ def _params(params: Mapping[str, Any], limit: int = 600) -> str:
 
 def _action_text(a: RecommendedAction) -> str:
     head = f"*{inline(_verb(a.kind), 30)}* {code(a.target, 100)}"
+    if a.cluster:
+        head += f" in cluster {code(a.cluster, 64)}"
     if a.params:
         head += f" — {_params(a.params, 200)}"
     return f"{head}\n{inline(a.reason, 300)}"

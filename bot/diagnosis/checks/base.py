@@ -29,8 +29,20 @@ from bot.sources.prometheus import MetricsSource, Sample
 TOP_K = 5
 # A rate over a window the data fills less than this much is not reported as a number.
 HISTORY_FILL = 0.9
+
+
 # Labels that identify one vLLM replica and one GPU, in every variant seen in fleets.
-REPLICA_LABELS = "namespace, pod, instance, model_name, cluster"
+def replica_identity(scope: Scope) -> str:
+    """The labels that tell one vLLM replica from another (the cluster's too: names repeat
+    across clusters)."""
+    return f"namespace, pod, instance, {conventions_of(scope).cluster_label}"
+
+
+def replica_labels(scope: Scope) -> str:
+    """A replica's identity and the model it serves, for ``max by (…)`` over vLLM series."""
+    return f"{replica_identity(scope)}, model_name"
+
+
 KEPT_LABELS = ("cluster", "namespace", "pod", "instance", "model_name", "gpu", "UUID", "node")
 
 
@@ -80,7 +92,9 @@ class CheckContext:
         # recorded series keep no cluster label: fine unless the scope filters on it
         if cluster_matchers(self.scope):
             return rate_by(metric, self.scope, self.window, by, extra)
-        wanted |= {x.strip() for x in by.split(",") if x.strip()} - {"cluster"}
+        wanted |= {x.strip() for x in by.split(",") if x.strip()} - {
+            conventions_of(self.scope).cluster_label
+        }
         if not wanted <= set(recording.keep) or not all(LABEL_NAME.match(w) for w in wanted):
             return rate_by(metric, self.scope, self.window, by, extra)
         return (
@@ -162,6 +176,21 @@ def target_of(labels: Mapping[str, str]) -> dict[str, str]:
 Target = Callable[[Mapping[str, str]], dict[str, str]]
 
 
+def replica_target(scope: Scope) -> Target:
+    """A vLLM series' target, its cluster read from the configured cluster label."""
+    label = conventions_of(scope).cluster_label
+    if label == "cluster":
+        return target_of
+
+    def target(labels: Mapping[str, str]) -> dict[str, str]:
+        plain = {k: v for k, v in labels.items() if k != "cluster"}
+        if labels.get(label):
+            plain["cluster"] = labels[label]
+        return target_of(plain)
+
+    return target
+
+
 def gpu_target(scope: Scope) -> Target:
     """A GPU series' target under the scope's conventions: ``pod``/``namespace`` are the
     workload's (``exported_*`` under honor_labels false, never the exporter's own pod) and
@@ -182,6 +211,16 @@ def gpu_target(scope: Scope) -> Target:
         return out
 
     return target
+
+
+def target_clusters(pairs: Sequence[tuple[str, Mapping[str, str]]]) -> dict[str, list[str]]:
+    """Fact ``target_clusters``: each action target a check names (``node/x``) → the
+    clusters whose series named it, so an action acts only where its data came from."""
+    out: dict[str, set[str]] = {}
+    for name, target in pairs:
+        if target.get("cluster"):
+            out.setdefault(name, set()).add(target["cluster"])
+    return {name: sorted(clusters) for name, clusters in sorted(out.items())}
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -305,13 +344,14 @@ async def gauge_check(
     noun: str = "replicas",
     above: bool = True,
     rates: bool = False,
-    target: Target = target_of,
+    target: Target | None = None,
 ) -> CheckResult:
     """The common shape: one series per target, thresholds, worst offenders.
 
     ``rates``: ``expr`` is a rate over the window, so the window must hold enough history.
     """
     thresholds = ctx.thresholds(above)
+    target = target or replica_target(ctx.scope)
     if rates:
         gap, result = await asyncio.gather(
             ctx.history_gap(), per_target(ctx, expr, thresholds, target)
@@ -374,7 +414,7 @@ async def quantile_check(
         return unknown(ctx, check_id, title, ctx.too_new(what, gap))
     if not fleet and not top:
         return unknown(ctx, check_id, title, missing)
-    offenders = offenders_from(top, thresholds)
+    offenders = offenders_from(top, thresholds, replica_target(ctx.scope))
     value = fleet[0].value if fleet else offenders[0].value
     status = thresholds.status(value)
     summary = f"{what} {fmt(value, unit)} fleet-wide"
@@ -415,7 +455,7 @@ def slo_quantile_check(
             what=f"p{q * 100:g} {what}",
             fleet_expr=f"histogram_quantile({q}, {ctx.rate(buckets, 'le')})",
             per_target_expr=f"histogram_quantile({q}, "
-            f"{ctx.rate(buckets, REPLICA_LABELS + ', le')})",
+            f"{ctx.rate(buckets, replica_labels(ctx.scope) + ', le')})",
             thresholds=slo_thresholds(ctx.params),
             unit="s",
             missing=f"no {missing} samples in scope over {ctx.window}",

@@ -1,6 +1,13 @@
 """ECC and row-remap state from DCGM: uncorrectable memory errors retire a GPU."""
 
-from bot.diagnosis.checks.base import Check, CheckContext, gpu_missing, gpu_target, unknown
+from bot.diagnosis.checks.base import (
+    Check,
+    CheckContext,
+    gpu_missing,
+    gpu_target,
+    target_clusters,
+    unknown,
+)
 from bot.diagnosis.metric_names import ECC_DBE, REMAP_FAILURE, UNCORRECTABLE_REMAP
 from bot.diagnosis.promql import dcgm, dcgm_over, gpu_by
 from bot.models import CheckResult, Offender, Status
@@ -57,6 +64,11 @@ async def run(ctx: CheckContext) -> CheckResult:
             summary=f"no uncorrectable ECC errors or remaps on {int(present[0].value)} GPUs",
             queries=list(ctx.queries),
         )
+    drains = [
+        (f"node/{o.target['node']}", o.target)
+        for o in offenders
+        if o.status == "crit" and "node" in o.target
+    ]
     first = offenders[0]
     meaning = _KINDS[first.target["kind"]][1]
     return CheckResult(
@@ -69,13 +81,8 @@ async def run(ctx: CheckContext) -> CheckResult:
         offenders=offenders[:5],
         queries=list(ctx.queries),
         facts={
-            "drain_targets": sorted(
-                {
-                    f"node/{o.target['node']}"
-                    for o in offenders
-                    if o.status == "crit" and "node" in o.target
-                }
-            )
+            "drain_targets": sorted({name for name, _ in drains}),
+            "target_clusters": target_clusters(drains),
         },
     )
 

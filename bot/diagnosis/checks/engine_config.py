@@ -1,6 +1,6 @@
 """Engine configuration facts from vllm:cache_config_info (memory headroom, prefix caching)."""
 
-from bot.diagnosis.checks.base import REPLICA_LABELS, Check, CheckContext, target_of, unknown
+from bot.diagnosis.checks.base import Check, CheckContext, replica_labels, replica_target, unknown
 from bot.diagnosis.metric_names import CACHE_CONFIG
 from bot.diagnosis.promql import regex_quote, vllm
 from bot.models import CheckResult, Offender, Status
@@ -35,10 +35,12 @@ async def run(ctx: CheckContext) -> CheckResult:
         status = "warn"
         values = "|".join(regex_quote(v)[1:-1] for v in risky)
         risky_series = vllm(CACHE_CONFIG, ctx.scope, f'{GMU}=~"{values}"')
-        (rows,) = await ctx.query_all(f"topk(5, max by ({REPLICA_LABELS}, {GMU}) ({risky_series}))")
+        (rows,) = await ctx.query_all(
+            f"topk(5, max by ({replica_labels(ctx.scope)}, {GMU}) ({risky_series}))"
+        )
         offenders = [
             Offender(
-                target=target_of(r.labels) | {GMU: r.labels.get(GMU, "")},
+                target=replica_target(ctx.scope)(r.labels) | {GMU: r.labels.get(GMU, "")},
                 value=_float(r.labels.get(GMU, "")) or 0.0,
                 status="warn",
             )

@@ -5,22 +5,22 @@ the HTTP instrumentator fall back to engine outcomes (``finished_reason`` error/
 Client aborts alone are not errors: people close tabs.
 """
 
-from bot.diagnosis.checks.base import Check, CheckContext, gauge_check
+from bot.diagnosis.checks.base import Check, CheckContext, gauge_check, replica_identity
 from bot.diagnosis.metric_names import HTTP_REQUESTS, REQUEST_SUCCESS
 from bot.models import CheckResult
 
 ID, TITLE = "error_rate", "Error rate"
-# HTTP series carry no model_name: both ratios must share one label set to merge per replica.
-BY = "namespace, pod, instance, cluster"
 API = 'handler=~"/v1/.*"'
 
 
 async def run(ctx: CheckContext) -> CheckResult:
     w = ctx.window
-    http_failed = ctx.rate(HTTP_REQUESTS, BY, f'{API},status="5xx"')
-    http_all = ctx.rate(HTTP_REQUESTS, BY, API)
-    engine_failed = ctx.rate(REQUEST_SUCCESS, BY, 'finished_reason=~"error|abort"')
-    engine_all = ctx.rate(REQUEST_SUCCESS, BY)
+    # HTTP series carry no model_name: both ratios share one label set to merge per replica.
+    by = replica_identity(ctx.scope)
+    http_failed = ctx.rate(HTTP_REQUESTS, by, f'{API},status="5xx"')
+    http_all = ctx.rate(HTTP_REQUESTS, by, API)
+    engine_failed = ctx.rate(REQUEST_SUCCESS, by, 'finished_reason=~"error|abort"')
+    engine_all = ctx.rate(REQUEST_SUCCESS, by)
     return await gauge_check(
         ctx,
         check_id=ID,

@@ -1,6 +1,6 @@
 """Prompt-length percentiles: very long prompts block the queue behind their prefill."""
 
-from bot.diagnosis.checks.base import REPLICA_LABELS, Check, CheckContext, quantile_check
+from bot.diagnosis.checks.base import Check, CheckContext, quantile_check, replica_labels
 from bot.diagnosis.metric_names import PROMPT_LEN_BUCKET
 from bot.models import CheckResult
 
@@ -9,7 +9,7 @@ ID, TITLE = "long_prefills", "Long prefills"
 
 async def run(ctx: CheckContext) -> CheckResult:
     q = ctx.number("quantile")
-    per_replica = ctx.rate(PROMPT_LEN_BUCKET, REPLICA_LABELS + ", le")
+    per_replica = ctx.rate(PROMPT_LEN_BUCKET, replica_labels(ctx.scope) + ", le")
     return await quantile_check(
         ctx,
         check_id=ID,

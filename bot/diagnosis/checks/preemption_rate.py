@@ -1,6 +1,6 @@
 """Preemptions per minute per replica: the engine evicting sequences for lack of KV cache."""
 
-from bot.diagnosis.checks.base import REPLICA_LABELS, Check, CheckContext, gauge_check
+from bot.diagnosis.checks.base import Check, CheckContext, gauge_check, replica_labels
 from bot.diagnosis.metric_names import PREEMPTIONS
 from bot.models import CheckResult
 
@@ -13,7 +13,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         check_id=ID,
         title=TITLE,
         what="Preemptions",
-        expr=f"({ctx.rate(PREEMPTIONS, REPLICA_LABELS)} * 60)",
+        expr=f"({ctx.rate(PREEMPTIONS, replica_labels(ctx.scope))} * 60)",
         unit="/min",
         rates=True,
         missing=f"no {PREEMPTIONS} series in scope: is vLLM scraped?",

@@ -1,6 +1,6 @@
 """Requests waiting per replica: a growing queue means demand above capacity."""
 
-from bot.diagnosis.checks.base import REPLICA_LABELS, Check, CheckContext, gauge_check
+from bot.diagnosis.checks.base import Check, CheckContext, gauge_check, replica_labels
 from bot.diagnosis.metric_names import WAITING
 from bot.diagnosis.promql import vllm
 from bot.models import CheckResult
@@ -14,7 +14,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         check_id=ID,
         title=TITLE,
         what="Queue",
-        expr=f"max by ({REPLICA_LABELS}) ({vllm(WAITING, ctx.scope)})",
+        expr=f"max by ({replica_labels(ctx.scope)}) ({vllm(WAITING, ctx.scope)})",
         unit="requests",
         missing=f"no {WAITING} series in scope: is vLLM scraped?",
     )

@@ -1,6 +1,13 @@
 """Replica health: scrape targets down, engines restarting (counter resets), flapping."""
 
-from bot.diagnosis.checks.base import REPLICA_LABELS, Check, CheckContext, target_of, unknown
+from bot.diagnosis.checks.base import (
+    Check,
+    CheckContext,
+    replica_labels,
+    replica_target,
+    target_clusters,
+    unknown,
+)
 from bot.diagnosis.metric_names import PROMPT_TOKENS
 from bot.diagnosis.promql import quote, vllm
 from bot.models import CheckResult, Offender, Status
@@ -12,9 +19,11 @@ async def run(ctx: CheckContext) -> CheckResult:
     job = f"job=~{quote(str(ctx.params['job']))}"
     up = vllm("up", ctx.scope, job)
     w = ctx.window
+    target = replica_target(ctx.scope)
+    resets = f"resets({vllm(PROMPT_TOKENS, ctx.scope)}[{w}])"
     down, restarts, flaps, total = await ctx.query_all(
         f"bottomk(5, {up} == 0)",
-        f"topk(5, sum by ({REPLICA_LABELS}) (resets({vllm(PROMPT_TOKENS, ctx.scope)}[{w}])) > 0)",
+        f"topk(5, sum by ({replica_labels(ctx.scope)}) ({resets}) > 0)",
         f"topk(5, changes({up}[{w}]) > 0)",
         f"count({up})",
     )
@@ -35,7 +44,11 @@ async def run(ctx: CheckContext) -> CheckResult:
     offenders: list[Offender] = []
     for s in down:
         offenders.append(
-            Offender(target=target_of(s.labels) | {"state": "down"}, value=0, status="crit")
+            Offender(
+                target=target(s.labels) | {"state": "down"},
+                value=0,
+                status="crit",
+            )
         )
     down_names = {o.name() for o in offenders}
     for name in sorted(set(restart_count) | set(flap_count)):
@@ -50,11 +63,16 @@ async def run(ctx: CheckContext) -> CheckResult:
         status: Status = "crit" if events >= crit_restarts else "warn"
         offenders.append(
             Offender(
-                target=target_of(sample.labels) | {"state": "restarting"},
+                target=target(sample.labels) | {"state": "restarting"},
                 value=events,
                 status=status,
             )
         )
+    pods = [
+        (f"pod/{o.target.get('namespace', 'default')}/{o.target['pod']}", o.target)
+        for o in offenders
+        if "pod" in o.target
+    ]
     status_all: Status = "ok"
     if offenders:
         status_all = "crit" if any(o.status == "crit" for o in offenders) else "warn"
@@ -79,11 +97,8 @@ async def run(ctx: CheckContext) -> CheckResult:
             "replicas": replicas,
             "down": len(down),
             "restarting": len(restarting),
-            "restart_targets": [
-                f"pod/{o.target.get('namespace', 'default')}/{o.target['pod']}"
-                for o in offenders
-                if "pod" in o.target
-            ],
+            "restart_targets": [name for name, _ in pods],
+            "target_clusters": target_clusters(pods),
         },
     )
 

@@ -1,12 +1,13 @@
 """Running sequences against max_num_seqs: a batch pinned at a limit while requests queue."""
 
 from bot.diagnosis.checks.base import (
-    REPLICA_LABELS,
     Check,
     CheckContext,
     Thresholds,
     fmt,
     offenders_from,
+    replica_identity,
+    replica_labels,
     unknown,
 )
 from bot.diagnosis.metric_names import RUNNING, WAITING
@@ -19,20 +20,21 @@ ID, TITLE = "running_seqs", "Running sequences vs max_num_seqs"
 async def run(ctx: CheckContext) -> CheckResult:
     running = vllm(RUNNING, ctx.scope)
     window = ctx.window
+    same = f"on ({replica_identity(ctx.scope)})"
     # A batch is "pinned" when it did not move over the window while requests waited:
     # the scheduler is at its limit, whatever that limit is configured to.
     pinned = (
-        f"max by ({REPLICA_LABELS}) (max_over_time({running}[{window}])) "
-        f"and on (namespace, pod, instance) "
-        f"(max by ({REPLICA_LABELS}) (max_over_time({running}[{window}]) "
+        f"max by ({replica_labels(ctx.scope)}) (max_over_time({running}[{window}])) "
+        f"and {same} "
+        f"(max by ({replica_labels(ctx.scope)}) (max_over_time({running}[{window}]) "
         f"- min_over_time({running}[{window}])) <= 1) "
-        f"and on (namespace, pod, instance) (max by ({REPLICA_LABELS}) "
+        f"and {same} (max by ({replica_labels(ctx.scope)}) "
         f"(min_over_time({vllm(WAITING, ctx.scope)}[{window}])) > 0)"
     )
     top, pinned_rows, total = await ctx.query_all(
-        f"topk(5, max by ({REPLICA_LABELS}) ({running}))",
+        f"topk(5, max by ({replica_labels(ctx.scope)}) ({running}))",
         f"topk(5, {pinned})",
-        f"count(max by ({REPLICA_LABELS}) ({running}))",
+        f"count(max by ({replica_labels(ctx.scope)}) ({running}))",
     )
     if not top:
         return unknown(ctx, ID, TITLE, f"no {RUNNING} series in scope: is vLLM scraped?")

@@ -2,7 +2,14 @@
 
 import asyncio
 
-from bot.diagnosis.checks.base import REPLICA_LABELS, Check, CheckContext, fmt, stats, unknown
+from bot.diagnosis.checks.base import (
+    Check,
+    CheckContext,
+    fmt,
+    replica_labels,
+    stats,
+    unknown,
+)
 from bot.diagnosis.metric_names import REQUEST_SUCCESS, RUNNING, WAITING
 from bot.diagnosis.promql import vllm
 from bot.models import CheckResult, Status
@@ -12,10 +19,10 @@ ID, TITLE = "throughput", "Throughput vs demand"
 
 async def run(ctx: CheckContext) -> CheckResult:
     s, w = ctx.scope, ctx.window
-    completed = f"sum({ctx.rate(REQUEST_SUCCESS, REPLICA_LABELS)})"
+    completed = f"sum({ctx.rate(REQUEST_SUCCESS, replica_labels(ctx.scope))})"
     growth = f"sum(deriv({vllm(WAITING, s)}[{w}]))"
     queued = f"sum({vllm(WAITING, s)})"
-    replicas = f"count(max by ({REPLICA_LABELS}) ({vllm(RUNNING, s)}))"
+    replicas = f"count(max by ({replica_labels(ctx.scope)}) ({vllm(RUNNING, s)}))"
     query = " or ".join(
         f'label_replace({expr}, "stat", "{name}", "", "")'
         for name, expr in (

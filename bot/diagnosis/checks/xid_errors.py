@@ -1,6 +1,13 @@
 """Xid errors from DCGM, decoded: fatal hardware Xids mean drain, application Xids restart."""
 
-from bot.diagnosis.checks.base import Check, CheckContext, gpu_missing, gpu_target, unknown
+from bot.diagnosis.checks.base import (
+    Check,
+    CheckContext,
+    gpu_missing,
+    gpu_target,
+    target_clusters,
+    unknown,
+)
 from bot.diagnosis.metric_names import XID
 from bot.diagnosis.promql import dcgm, gpu_by
 from bot.diagnosis.xid import decode
@@ -32,6 +39,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     offenders: list[Offender] = []
     drain: list[str] = []
     restart: list[str] = []
+    named: list[tuple[str, dict[str, str]]] = []
     for sample in sorted(seen, key=lambda s: (-decode(int(s.value)).gpu_is_faulty, s.value)):
         info = decode(int(sample.value))
         target = target_of(sample.labels)
@@ -51,8 +59,10 @@ async def run(ctx: CheckContext) -> CheckResult:
         )
         if info.gpu_is_faulty and target.get("node"):
             drain.append(f"node/{target['node']}")
+            named.append((drain[-1], target))
         elif info.remedy == "restart" and target.get("pod"):
             restart.append(f"pod/{target.get('namespace', 'default')}/{target['pod']}")
+            named.append((restart[-1], target))
     worst = decode(int(offenders[0].value))
     where = offenders[0].name()
     node = offenders[0].target.get("node")
@@ -76,6 +86,7 @@ async def run(ctx: CheckContext) -> CheckResult:
             "xids": decoded,
             "drain_targets": sorted(set(drain)),
             "restart_targets": sorted(set(restart)),
+            "target_clusters": target_clusters(named),
             "fatal": bool(drain) or any(d["remedy"] == "reset" for d in decoded),
         },
     )
