@@ -154,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
         "query_timeout_s per query, twice that per check)",
     )
 
+    doctor = sub.add_parser(
+        "doctor",
+        help="what Prometheus holds (targets, metric names, labels, clusters, rules) and "
+        "the fix for each problem",
+    )
+    doctor.add_argument("--prometheus", metavar="URL", help="default: prometheus_url")
+    doctor.add_argument("--format", choices=("text", "json"), default="text")
+    doctor.add_argument(  # also accepted after the command; SUPPRESS keeps a global one
+        "--config", metavar="PATH", default=argparse.SUPPRESS, help="YAML settings file"
+    )
+
     runbooks = sub.add_parser("runbooks", help="list, show and lint runbooks")
     rb_sub = runbooks.add_subparsers(dest="runbooks_command", required=True, metavar="ACTION")
     rb_sub.add_parser("list", help="the loaded runbooks")
@@ -237,6 +248,7 @@ HANDLERS: dict[tuple[str, str | None], str] = {
     ("simulate", None): "simulator:cmd_simulate",
     ("demo", None): "simulator:cmd_demo",
     ("diagnose", None): "diagnose:cmd_diagnose",
+    ("doctor", None): "doctor:cmd_doctor",
     ("act", None): "act:cmd_act",
     ("runbooks", "list"): "runbooks:cmd_runbooks_list",
     ("runbooks", "show"): "runbooks:cmd_runbooks_show",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from block_helpers import HOSTILE, all_text, assert_inert, assert_valid, make_runbook
 
+from bot.diagnosis.doctor import Facts, Problem, Report, examine
+from bot.slack.doctor_blocks import doctor_message
 from bot.slack.help_blocks import help_message, runbook_message, runbooks_message, usage_error
 
 # --- help, runbooks ------------------------------------------------------------------------
@@ -19,6 +21,7 @@ def test_help_message() -> None:
         "/vllm runbook ID",
         "/vllm runbooks",
         "/vllm status [scope…]",
+        "/vllm doctor",
     ):
         assert usage in body
     for word in ("namespace=", "ns=", "model=", "pod=", "node=", "deployment=", "cluster="):
@@ -74,3 +77,20 @@ def test_runbooks_message_is_bounded() -> None:
     empty = runbooks_message([])
     assert_valid(empty)
     assert "No runbooks" in all_text(empty.blocks)
+
+
+def test_doctor_message_is_bounded_and_inert() -> None:
+    facts = Facts(prometheus=f"http://{HOSTILE}", targets={HOSTILE: (1, 2)})
+    report = Report(
+        facts,
+        [(HOSTILE, HOSTILE * 20)] * 80,
+        [Problem(HOSTILE * 50, HOSTILE * 50)] * 40,
+    )
+    m = doctor_message(report)
+    assert_valid(m)
+    assert_inert(m.blocks)
+    assert "40 problems found" in m.text
+    assert "*Fix:*" in all_text(m.blocks)
+    healthy = doctor_message(examine(Facts(prometheus="http://p", targets={"vllm": (8, 0)},
+                                           vllm_new=8, gpus=32, rule_groups=())))  # fmt: skip
+    assert "no problem found" in healthy.text

@@ -179,7 +179,8 @@ def test_slash_command_is_the_one_the_bot_handles(manifest: dict[str, Any]) -> N
     assert command["url"] == PLACEHOLDER_URL
     assert command["should_escape"] is False
     assert (
-        command["usage_hint"] == "diagnose high_latency model=llama-70b | status | runbooks | help"
+        command["usage_hint"]
+        == "diagnose high_latency model=llama-70b | status | doctor | runbooks | help"
     )
 
 

@@ -88,3 +88,7 @@ def test_audit_forms() -> None:
     assert parse("audit", KNOWN).verb == "audit"
     assert parse("audit 5", KNOWN).count == 5
     assert parse("audit node/gpu-1", KNOWN).target == "node/gpu-1"
+
+
+def test_doctor() -> None:
+    assert parse("doctor", KNOWN) == SlashRequest("doctor")

@@ -332,3 +332,14 @@ def test_a_custom_cluster_label_is_honoured_in_vllm_aggregations(
     for check in fleet.checks:
         for query in check.queries:
             assert "by (namespace, pod, instance, cluster" not in query, query
+
+
+def test_slack_doctor_answers_privately_with_problems_and_fixes(world: World) -> None:
+    reply = json.loads(world.reply_to(world.slash("doctor")))
+    assert reply.get("response_type") == "ephemeral"
+    text = json.dumps(reply["blocks"])
+    assert "label cluster: east, west" in text, text
+    assert "job vllm: 8 up, 0 down" in text  # both clusters' targets, one job
+    assert "alerting rules not loaded" in text and "rules export" in text  # no rule files
+    assert "*Fix:*" in text
+    assert "Traceback" not in text

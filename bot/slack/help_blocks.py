@@ -40,6 +40,8 @@ USAGE = "\n".join(
         "`silence ALERT{label=value} 2h` · `unsilence ID` — plan, confirm, then act "
         "(permissions apply)",
         f"• `{ids.COMMAND} audit [N|TARGET]` — recent audit records",
+        f"• `{ids.COMMAND} doctor` — what Prometheus holds (targets, metric names, labels, "
+        "clusters, rules) and the fix for each problem",
         "*Scope words:* `namespace=` (or `ns=`), `model=`, `pod=`, `node=`, "
         "`deployment=`, `cluster=`",
         f"Example: `{ids.COMMAND} diagnose kv_cache_pressure ns=prod model=llama-70b`",

@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import ConfigError
+from bot.diagnosis.doctor import examine, expected_groups, gather
 from bot.diagnosis.labels import UnknownCluster, known_cluster
 from bot.remediation.events import Actor, Preview
 from bot.remediation.flow import UnknownRequest
@@ -20,6 +21,7 @@ from bot.remediation.placement import AmbiguousTarget
 from bot.remediation.requests import Asked, check_edits
 from bot.slack import ids
 from bot.slack.block_kit import Message
+from bot.slack.doctor_blocks import doctor_message
 from bot.slack.help_blocks import (
     help_message,
     refusal,
@@ -136,6 +138,9 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
     if request.verb == "runbooks":
         await _reply(svc, command, respond, runbooks_message(list(svc.runbooks.values())))
         return
+    if request.verb == "doctor":
+        await _reply(svc, command, respond, await doctor(svc))
+        return
     if request.verb == "audit":
         events = await asyncio.to_thread(svc.audit.recent, request.count, request.target)
         await _reply(svc, command, respond, audit_message(events, request.target))
@@ -164,6 +169,19 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
             respond,
             usage_error("I cannot post in this channel: invite the bot (/invite @vllm-chatops)"),
         )
+
+
+async def doctor(svc: Services) -> Message:
+    """`/vllm doctor`: what the default Prometheus holds, and the fix for each problem."""
+    settings = svc.settings
+    facts = await gather(
+        svc.metrics_for(None),
+        settings.prometheus_url_for(None),
+        settings.conventions(None),
+        expected_groups(svc.runbooks),
+        tuple(c.name for c in settings.clusters),
+    )
+    return doctor_message(examine(facts))
 
 
 async def offer_action(

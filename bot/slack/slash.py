@@ -11,7 +11,7 @@ from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.models import Scope
 from bot.remediation.requests import ACTION_VERBS, RequestSyntaxError, parse_action
 
-Verb = Literal["help", "diagnose", "runbook", "runbooks", "status", "action", "audit"]
+Verb = Literal["help", "diagnose", "runbook", "runbooks", "status", "action", "audit", "doctor"]
 STATUS_RUNBOOK = "fleet_status"
 
 
@@ -59,6 +59,8 @@ def parse(text: str, runbooks: Collection[str]) -> SlashRequest:
     try:
         if verb == "runbooks":
             return SlashRequest("runbooks")
+        if verb == "doctor":
+            return SlashRequest("doctor")
         if verb in ACTION_VERBS:
             return _action(verb, rest)
         if verb == "audit":
