@@ -23,6 +23,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.config import ConfigError, Settings
 from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, load_runbooks
+from bot.ledger import Ledger
 from bot.models import AlertGroup
 from bot.remediation.audit import AuditLog
 from bot.slack import intake, listeners
@@ -64,11 +65,12 @@ def build(settings: Settings) -> Bot:
     runbooks = load_runbooks(settings.runbooks_dir or DEFAULT_RUNBOOK_DIR)
     client = make_client(settings.slack_bot_token.get_secret_value(), str(settings.slack_api_url))
     metrics = BotMetrics()
+    store = Store(settings.database_url)
     services = Services(
         settings=settings,
         runbooks=runbooks,
-        store=Store(settings.database_url),
-        outbox=Outbox(client, metrics.slack_calls),
+        store=store,
+        outbox=Outbox(client, metrics.slack_calls, Ledger(store)),
         audit=AuditLog(settings.database_url),
         metrics=metrics,
     )

@@ -114,6 +114,28 @@ class ActionRequest(Base):
     approval_ref: Mapped[str | None] = mapped_column(String(128))  # where approval was asked
 
 
+class OutgoingMessage(Base):
+    """A Slack write, recorded before it is sent (see bot.ledger): nothing is lost when
+    Slack is down or the bot dies mid-send, and ``key`` makes a re-send idempotent."""
+
+    __tablename__ = "slack_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    method: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)  # JSON of the Web API arguments
+    revision: Mapped[int] = mapped_column(Integer, default=1)  # bumped by a newer content
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ts: Mapped[str | None] = mapped_column(String(32))  # what Slack answered
+    error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class SeenRequest(Base):
     """A signed Slack request already served: the same signature again is a replay."""
 
@@ -368,9 +390,12 @@ class Store:
                     closed.append(post)
         return closed
 
-    def claim_refresh(self, pace: timedelta, now: datetime | None = None) -> list[AlertPost]:
+    def claim_refresh(
+        self, lease: timedelta = timedelta(seconds=30), now: datetime | None = None
+    ) -> list[AlertPost]:
         """Posted posts whose Slack message is behind their state, at most one per channel,
-        each taken by one replica, which may update it; the next not before ``pace``."""
+        each taken by one replica and held for ``lease`` (or until ``mark_shown`` sets the
+        next refresh): a slow update is never overtaken by a second one telling the same."""
         now = now or utcnow()
         due = or_(AlertPost.refresh_after.is_(None), AlertPost.refresh_after < now)
         with self.session() as s:
@@ -392,20 +417,29 @@ class Store:
                 result = s.execute(
                     update(AlertPost)
                     .where(AlertPost.id == post.id, due)
-                    .values(refresh_after=now + pace)
+                    .values(refresh_after=now + lease)
                 )
             if result.rowcount:  # type: ignore[attr-defined]
                 channels.add(post.channel)
                 taken.append(post)
         return taken
 
-    def mark_shown(self, post_id: int, version: int, told: incidents.Digest | None = None) -> None:
-        """Slack shows ``version`` of the post, and ``told`` was said in its thread."""
+    def mark_shown(
+        self,
+        post_id: int,
+        version: int,
+        told: incidents.Digest | None = None,
+        next_after: timedelta | None = None,
+    ) -> None:
+        """Slack shows ``version`` of the post, and ``told`` was said in its thread; the
+        refresher's hold (see ``claim_refresh``) ends, the next refresh ``next_after``."""
         with self.session() as s, s.begin():
             post = s.get(AlertPost, post_id)
             if post is None:
                 return
             post.shown_version = max(post.shown_version or 0, version)
+            if next_after is not None:
+                post.refresh_after = utcnow() + next_after
             if told is not None:
                 post.digest = json.dumps(
                     incidents.after_telling(incidents.digest_of(post.digest), told)

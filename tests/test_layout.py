@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "bot.access": 1,
     "bot.store": 1,
     "bot.incidents": 1,
+    "bot.ledger": 1,
     "bot.sources": 1,
     "bot.simulator": 1,
 }

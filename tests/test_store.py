@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -269,7 +270,7 @@ def test_replicas_racing_for_the_lease_get_exactly_one_holder(database_url: str)
 
 def test_groups_join_an_open_incident_and_tallies_follow_resolution(database_url: str) -> None:
     store = Store(database_url)
-    group = {"alerts": [], "commonLabels": {}}
+    group: dict[str, Any] = {"alerts": [], "commonLabels": {}}
     first = store.open_post("g1", "C1", "rb", alerts("a"), group, incident="rb|ns")
     joined = store.open_post("g2", "C1", "rb", alerts("b", "c"), group, incident="rb|ns")
     elsewhere = store.open_post("g3", "C2", "rb", alerts("d"), group, incident="rb|ns")

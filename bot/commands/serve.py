@@ -27,6 +27,7 @@ from bot.slack.services import Services
 
 log = logging.getLogger("bot")
 VERIFY_POLL_S = 2.0
+RESEND_POLL_S = 2.0  # Slack writes that failed or whose sender died are sent again
 REFRESH_POLL_S = 1.0  # incidents' posts catch up (each paced by intake.REFRESH_PACE_S)
 
 
@@ -70,10 +71,11 @@ class Leadership:
 
 def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
     """Scheduled work, run by the one replica holding the scheduler lease: every few
-    seconds, due verification re-checks, unposted alerts and incidents' posts behind their
-    state; every minute, request expiry and forgetting old Slack request signatures. The
-    work itself is in the database and claimed row by row, so a restart or a dead leader
-    loses nothing: the next leader (within the lease's 10 s) carries on."""
+    seconds, due verification re-checks, unposted alerts, incidents' posts behind their
+    state and Slack writes still pending; every minute, request expiry and forgetting old
+    Slack request signatures and settled writes. The work itself is in the database and
+    claimed row by row, so a restart or a dead leader loses nothing: the next leader
+    (within the lease's 10 s) carries on."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     remediation = svc.remediation
     lead = leadership.only_when_leading
@@ -81,11 +83,19 @@ def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
     async def expire() -> None:
         await asyncio.to_thread(remediation.expire_requests)
         await asyncio.to_thread(svc.store.forget_seen, timedelta(minutes=10))
+        await asyncio.to_thread(svc.outbox.ledger.prune, timedelta(days=1))
+
+    async def resend() -> None:
+        await svc.outbox.resend_due()
+        pending, oldest_s = await asyncio.to_thread(svc.outbox.ledger.backlog)
+        svc.metrics.outbox_pending.set(pending)
+        svc.metrics.outbox_oldest_seconds.set(oldest_s)
 
     scheduler.add_job(leadership.renew, "interval", seconds=LEASE_RENEW_S)
     scheduler.add_job(lead(remediation.run_due_verifications), "interval", seconds=VERIFY_POLL_S)
     scheduler.add_job(lead(intake.redrive), "interval", args=[svc], seconds=intake.RETRY_S)
     scheduler.add_job(lead(intake.refresh), "interval", args=[svc], seconds=REFRESH_POLL_S)
+    scheduler.add_job(lead(resend), "interval", seconds=RESEND_POLL_S)
     scheduler.add_job(lead(expire), "interval", seconds=60)
     scheduler.start()
     return scheduler

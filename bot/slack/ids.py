@@ -18,4 +18,7 @@ BOT_SCOPES = {
     "chat:write.public": "post alerts to public channels the bot was not invited to",
     "files:write": "upload charts (files_upload_v2)",
     "usergroups:read": "resolve the user groups named in the permission policy",
+    "channels:history": "find a post that may have reached a public channel before a crash, "
+    "so it is not posted twice",
+    "groups:history": "the same in private channels",
 }

@@ -94,6 +94,11 @@ def claim(svc: Services, group: AlertGroup) -> list[Claim]:
     ]
 
 
+def post_key(post: AlertPost) -> str:
+    """The idempotency key of an alert post: however often it is tried, one message."""
+    return f"alert-post:{post.id}"
+
+
 def post_message(post: AlertPost, runbook: Runbook | None) -> Message:
     """The post as its incident stands: every alert that joined, tallied."""
     group = AlertGroup.model_validate(json.loads(post.payload))
@@ -111,7 +116,7 @@ async def publish(svc: Services, item: Claim) -> None:
     if post is None:
         return
     runbook = svc.runbooks.get(post.runbook) if post.runbook else None
-    ts = await svc.outbox.post(post.channel, post_message(post, runbook))
+    ts = await svc.outbox.post(post.channel, post_message(post, runbook), key=post_key(post))
     if ts is None:
         log.error("alert post %s not accepted by Slack; retried in %ss", item.post_id, RETRY_S)
         svc.store.retry_post_at(item.post_id, utcnow() + timedelta(seconds=RETRY_S))
@@ -168,17 +173,20 @@ async def refresh(svc: Services) -> int:
     """Bring incidents' posts up to date: one ``chat.update`` per post per
     ``REFRESH_PACE_S`` and per channel per pass, plus a thread line naming the alerts
     that joined. Runs every second and after each joining notification, on any replica."""
-    due = await asyncio.to_thread(svc.store.claim_refresh, timedelta(seconds=REFRESH_PACE_S))
+    due = await asyncio.to_thread(svc.store.claim_refresh)
+    pace = timedelta(seconds=REFRESH_PACE_S)
     for post in due:
         assert post.ts is not None
         runbook = svc.runbooks.get(post.runbook) if post.runbook else None
         if not await svc.outbox.update(post.channel, post.ts, post_message(post, runbook)):
-            continue  # tried again once the pace allows
+            # Slack refused for good (the post was deleted?): stop trying this version
+            svc.store.mark_shown(post.id, post.version or 1, next_after=pace)
+            continue
         joined = digest_of(post.digest)
         if joined["count"]:
             message = joined_message(joined["count"], joined["alerts"])
             await svc.outbox.post(post.channel, message, thread_ts=post.ts)
-        svc.store.mark_shown(post.id, post.version or 1, joined)
+        svc.store.mark_shown(post.id, post.version or 1, joined, next_after=pace)
     return len(due)
 
 
@@ -191,7 +199,9 @@ async def redrive(svc: Services) -> int:
         group = AlertGroup.model_validate(json.loads(post.payload))
         if post.status == "resolved":
             runbook = svc.runbooks.get(post.runbook) if post.runbook else None
-            ts = await svc.outbox.post(post.channel, post_message(post, runbook))
+            ts = await svc.outbox.post(
+                post.channel, post_message(post, runbook), key=post_key(post)
+            )
             if ts is not None:
                 svc.store.set_post_ts(post.id, ts)
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 
 from bot.diagnosis.checks import REGISTRY
@@ -37,8 +38,10 @@ async def diagnose_to_slack(
     """
     metrics = svc.metrics_for(scope.cluster)
     total = len(runbook.checks)
+    # one message: while the progress post has not reached Slack, the report replaces it
+    key = f"diagnosis:{uuid.uuid4().hex}"
     ts = await svc.outbox.post(
-        channel, progress_message(runbook.title, scope, [], total), thread_ts
+        channel, progress_message(runbook.title, scope, [], total), thread_ts, key=key
     )
     done: list[CheckResult] = []
     last_update = 0.0
@@ -69,8 +72,10 @@ async def diagnose_to_slack(
         for a in d.actions
     ]
     final = diagnosis_message(d, request_ids)
-    if ts is None or not await svc.outbox.update(channel, ts, final):
-        ts = await svc.outbox.post(channel, final, thread_ts)
+    if ts is None:
+        ts = await svc.outbox.post(channel, final, thread_ts, key=key)
+    if ts is not None and not await svc.outbox.update(channel, ts, final):
+        ts = await svc.outbox.post(channel, final, thread_ts)  # the progress post is gone
     chart_thread = thread_ts or ts
     if chart_thread:
         await post_chart(svc, metrics, channel, chart_thread, d, runbook)

@@ -48,3 +48,13 @@ class BotMetrics:
             "1 while this replica holds the scheduler lease and runs the scheduled work",
             registry=self.registry,
         )
+        self.outbox_pending = Gauge(
+            "vllm_chatops_outbox_pending",
+            "Slack writes recorded but not yet accepted by Slack (all replicas)",
+            registry=self.registry,
+        )
+        self.outbox_oldest_seconds = Gauge(
+            "vllm_chatops_outbox_oldest_seconds",
+            "Age of the oldest Slack write still waiting",
+            registry=self.registry,
+        )

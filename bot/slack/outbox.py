@@ -1,14 +1,23 @@
 """Everything that reaches Slack leaves through here.
 
-Rate limits (429 + Retry-After) are retried by slack_sdk's handler; any other failure is
-logged and counted, and reported to the caller as ``None`` — a Slack outage must never
-crash a listener or lose the bot's own state.
+Posts and updates are durable: recorded in the database (:mod:`bot.ledger`) before they
+are sent, paced per channel (Slack allows about one write per second per channel, with
+short bursts), retried with backoff on 429, 5xx and network errors — by any replica, after
+a restart too — and given up only on a permanent refusal, recorded with why and counted.
+A post carries its idempotency key in its message metadata, so a post whose first attempt
+may have reached Slack before the bot died is looked up, not posted twice; an update slot
+(one per message) sends only its newest content. Nothing here raises into a listener.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -16,64 +25,217 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.ledger import Entry, Ledger
 from bot.slack.block_kit import Message
+from bot.store import utcnow
 
 log = logging.getLogger(__name__)
+
+METADATA_EVENT = "vllm_chatops_message"
+LEASE = timedelta(seconds=30)  # a sender that died lets go of its write after this
+# Slack errors that may pass: tried again later. Everything else is a permanent refusal.
+TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 
 
 def make_client(token: str | None, base_url: str) -> AsyncWebClient:
     client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
     client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
     return client
 
 
+def backoff_s(attempts: int) -> float:
+    """Seconds before trying a write again: 2, 4, 8 … capped at a minute."""
+    return float(min(60, 2 ** max(1, attempts)))
+
+
+@dataclass
+class ChannelPace:
+    """A token bucket per channel: ``burst`` writes at once, then one per ``every_s``."""
+
+    every_s: float = 1.0
+    burst: int = 3
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    async def wait(self, channel: str) -> None:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(channel, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) / self.every_s)
+        if tokens >= 1:
+            self._buckets[channel] = (tokens - 1, now)
+            return
+        delay = (1 - tokens) * self.every_s
+        self._buckets[channel] = (tokens - 1, now)  # the slot is ours; others queue after
+        await asyncio.sleep(delay)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    data: Mapping[str, Any] | None
+    error: str | None = None
+    transient: bool = False
+
+
 class Outbox:
-    def __init__(self, client: AsyncWebClient, calls: Counter) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        calls: Counter,
+        ledger: Ledger,
+        pace: ChannelPace | None = None,
+    ) -> None:
         self.client = client
         self._calls = calls  # labelled by Web API method and outcome
+        self.ledger = ledger
+        self.pace = pace or ChannelPace()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def _call(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
     ) -> Mapping[str, Any] | None:
+        return (await self._attempt(method, call)).data
+
+    async def _attempt(
+        self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
+    ) -> Outcome:
         try:
             response = await call()
         except SlackApiError as exc:
-            error = exc.response.get("error", "unknown") if exc.response else "unknown"
+            error = str(exc.response.get("error", "unknown")) if exc.response else "unknown"
+            status = exc.response.status_code if exc.response is not None else 0
             log.warning("slack %s failed: %s", method, error)
             self._calls.labels(method, f"error:{error}").inc()
-            return None
+            return Outcome(None, error, error in TRANSIENT or status == 429 or status >= 500)
         except Exception as exc:  # network down, timeout: report, never raise
             log.warning("slack %s failed: %s", method, exc)
             self._calls.labels(method, "unreachable").inc()
-            return None
+            return Outcome(None, f"unreachable: {type(exc).__name__}", True)
         self._calls.labels(method, "ok").inc()
-        return response.data if isinstance(response.data, dict) else {}
+        return Outcome(response.data if isinstance(response.data, dict) else {})
 
     async def post(
-        self, channel: str, message: Message, thread_ts: str | None = None
+        self, channel: str, message: Message, thread_ts: str | None = None, key: str | None = None
     ) -> str | None:
-        """Post; the message ts, or None when Slack refused or could not be reached."""
-        data = await self._call(
-            "chat.postMessage",
-            lambda: self.client.chat_postMessage(
-                channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts
-            ),
+        """Post; the message ts, or None when Slack has not taken it (yet: a transient
+        failure is sent later). The same ``key`` is one message: recorded again before it
+        was sent, it takes the new content; once sent, its ts is returned as it is."""
+        key = key or f"post:{secrets.token_urlsafe(12)}"
+        params: dict[str, Any] = {
+            "channel": channel,
+            "text": message.text,
+            "blocks": message.blocks,
+            "metadata": {"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+        }
+        if thread_ts:
+            params["thread_ts"] = thread_ts
+        entry = await asyncio.to_thread(
+            self.ledger.record, key, "chat.postMessage", channel, params
         )
-        return str(data["ts"]) if data and "ts" in data else None
+        if entry.state == "sent":
+            return entry.ts
+        state, ts = await self._deliver(entry)
+        return ts if state == "sent" else None
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
-        data = await self._call(
-            "chat.update",
-            lambda: self.client.chat_update(
-                channel=channel, ts=ts, text=message.text, blocks=message.blocks
-            ),
+        """Replace a message's content (last write wins). True once Slack has it or will
+        (a transient failure is sent later); False when Slack refused it for good."""
+        params: dict[str, Any] = {
+            "channel": channel,
+            "ts": ts,
+            "text": message.text,
+            "blocks": message.blocks,
+        }
+        entry = await asyncio.to_thread(
+            self.ledger.record, f"update:{channel}:{ts}", "chat.update", channel, params
         )
-        return data is not None
+        state, _ = await self._deliver(entry)
+        return state != "failed"
+
+    async def _deliver(self, recorded: Entry) -> tuple[str, str | None]:
+        """Send a recorded write now: ("sent", ts), ("pending", None) when it is left for
+        a retry (or another replica holds it), ("failed", None) when Slack refused it.
+
+        Writes of one key are serialised in this process, and the content is read when
+        the channel's pace allows, so a burst of updates to one message sends the newest.
+        """
+        lock = self._locks.setdefault(recorded.key, asyncio.Lock())
+        try:
+            async with lock:
+                await self.pace.wait(recorded.channel)
+                entry = await asyncio.to_thread(self.ledger.take, recorded.id, LEASE)
+                if entry is None:  # settled meanwhile, or another replica is sending it
+                    return "pending", None
+                return await self._send(entry)
+        finally:
+            if not lock.locked():
+                self._locks.pop(recorded.key, None)
+
+    async def _send(self, entry: Entry) -> tuple[str, str | None]:
+        params = entry.params
+        if entry.method == "chat.update":
+            outcome = await self._attempt("chat.update", lambda: self.client.chat_update(**params))
+        else:
+            outcome = await self._attempt(
+                "chat.postMessage", lambda: self.client.chat_postMessage(**params)
+            )
+        if outcome.data is not None:
+            ts = str(outcome.data.get("ts") or params.get("ts") or "")
+            await asyncio.to_thread(self.ledger.sent, entry, ts or None)
+            return "sent", ts
+        error = outcome.error or "unknown"
+        if outcome.transient:
+            at = utcnow() + timedelta(seconds=backoff_s(entry.attempts))
+            await asyncio.to_thread(self.ledger.retry, entry, at, error)
+            return "pending", None
+        log.error("slack refused %s %s for good: %s", entry.method, entry.key, error)
+        self._calls.labels(entry.method, "gave_up").inc()
+        await asyncio.to_thread(self.ledger.failed, entry, error)
+        return "failed", None
+
+    async def resend_due(self) -> int:
+        """Send what is pending: after Slack failed, or after its sender died. A post that
+        may already have reached Slack is looked up by its key first."""
+        due = await asyncio.to_thread(self.ledger.due)
+        for entry in due:
+            if entry.method == "chat.postMessage" and entry.attempts > 0:
+                found = await self._posted_ts(entry)
+                if found is not None:
+                    await asyncio.to_thread(self.ledger.sent, entry, found)
+                    continue
+            await self._deliver(entry)
+        return len(due)
+
+    async def _posted_ts(self, entry: Entry) -> str | None:
+        """The ts of a message Slack already holds for ``entry`` (by its metadata key)."""
+        oldest = f"{entry.created_at.timestamp() - 60:.6f}"
+        thread = entry.params.get("thread_ts")
+        if thread:
+            outcome = await self._attempt(
+                "conversations.replies",
+                lambda: self.client.conversations_replies(
+                    channel=entry.channel, ts=thread, oldest=oldest, include_all_metadata=True
+                ),
+            )
+        else:
+            outcome = await self._attempt(
+                "conversations.history",
+                lambda: self.client.conversations_history(
+                    channel=entry.channel, oldest=oldest, limit=200, include_all_metadata=True
+                ),
+            )
+        for message in (outcome.data or {}).get("messages", []):
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == entry.key:
+                return str(message["ts"])
+        return None
 
     async def ephemeral(self, channel: str, user: str, message: Message) -> bool:
         data = await self._call(

@@ -866,6 +866,7 @@ class FakeSlack(StartStop):
         self._users: dict[str, dict[str, Any]] = {}
         self._last_ts_us = 0
         self._rate_limits: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
+        self._outages: dict[str, list[Any]] = {}  # method -> [HTTP status, remaining|None]
         self._failures: dict[str, list[Any]] = {}  # method -> [error, remaining or None]
         self._delays: dict[str, float] = {}
         self._stubs: dict[str, dict[str, Any]] = {}
@@ -889,6 +890,8 @@ class FakeSlack(StartStop):
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "apps.connections.open": self._apps_connections_open,
         }
@@ -1025,6 +1028,11 @@ class FakeSlack(StartStop):
         with self._lock:
             self._failures[method] = [error, times]
 
+    def outage(self, method: str, status: int = 503, times: int | None = None) -> None:
+        """The next ``times`` calls (``None`` = until cleared) answer HTTP ``status`` (5xx)."""
+        with self._lock:
+            self._outages[method] = [status, times]
+
     def delay(self, method: str, seconds: float) -> None:
         """Every call to ``method`` waits ``seconds`` before answering (0 = remove)."""
         with self._lock:
@@ -1041,6 +1049,7 @@ class FakeSlack(StartStop):
     def clear_faults(self) -> None:
         with self._lock:
             self._rate_limits.clear()
+            self._outages.clear()
             self._failures.clear()
             self._delays.clear()
             self._stubs.clear()
@@ -1385,6 +1394,11 @@ class FakeSlack(StartStop):
             if limit is not None and limit[0] > 0:
                 limit[0] -= 1
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limit[1])}
+            outage = self._outages.get(method)
+            if outage is not None and (outage[1] is None or outage[1] > 0):
+                if outage[1] is not None:
+                    outage[1] -= 1
+                return outage[0], {"ok": False, "error": "service_unavailable"}, {}
             failure = self._failures.get(method)
             if failure is not None and (failure[1] is None or failure[1] > 0):
                 if failure[1] is not None:
@@ -1743,6 +1757,46 @@ class FakeSlack(StartStop):
 
     def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": copy.deepcopy(self._channel(params))}
+
+    def _listed(self, messages: list[Message], params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Messages as conversations.history/replies return them: metadata only when
+        ``include_all_metadata`` is true, within ``oldest``/``latest``, at most ``limit``."""
+        oldest = float(self._str(params, "oldest") or 0)
+        latest = float(self._str(params, "latest") or "inf")
+        limit = int(self._str(params, "limit") or 100)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("true", "1")
+        out = []
+        for m in messages:
+            if not oldest <= float(m.ts) <= latest:
+                continue
+            item = self._message_json(m)
+            if not with_metadata:
+                item.pop("metadata", None)
+            out.append(item)
+        return out[: min(limit, 999)]
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(self._channel(params)["id"])
+        top = [
+            m
+            for (c, _), m in self._messages.items()
+            if c == channel and m.thread_ts in (None, m.ts)
+        ]
+        top.sort(key=lambda m: float(m.ts), reverse=True)  # newest first, like Slack
+        return {"ok": True, "messages": self._listed(top, params), "has_more": False}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(self._channel(params)["id"])
+        parent = self._str(params, "ts") or ""
+        if (channel, parent) not in self._messages:
+            raise _SlackError("thread_not_found")
+        thread = [
+            m
+            for (c, ts), m in self._messages.items()
+            if c == channel and (ts == parent or m.thread_ts == parent)
+        ]
+        thread.sort(key=lambda m: float(m.ts))  # the parent first, then oldest first
+        return {"ok": True, "messages": self._listed(thread, params), "has_more": False}
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "user": copy.deepcopy(self._user(self._str(params, "user")))}
