@@ -141,9 +141,15 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
 
     @routes.get("/readyz")
     async def readyz(request: web.Request) -> web.Response:
-        if not await asyncio.to_thread(svc.store.ping):
-            return web.Response(status=503, text="state store unreachable\n")
-        return web.Response(text="ready\n")
+        """Ready while the state store answers. Slack failing is reported, not fatal: the
+        bot still records alerts and keeps its writes for when Slack is back."""
+        database = await asyncio.to_thread(svc.store.ping)
+        body = {
+            "ready": database,
+            "database": "ok" if database else "unreachable",
+            "slack": svc.outbox.health.describe(),
+        }
+        return web.json_response(body, status=200 if database else 503)
 
     @routes.get("/metrics")
     async def metrics(request: web.Request) -> web.Response:

@@ -213,6 +213,11 @@ class Settings(BaseSettings):
         validation_alias=_env("diagnosis_window", "VLLM_CHATOPS_DIAGNOSIS_WINDOW"),
         description="Range for rates and quantiles in diagnoses (PromQL duration).",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        validation_alias=_env("log_format", "VLLM_CHATOPS_LOG_FORMAT"),
+        description="`serve` logs as text lines, or one JSON object a line for a log pipeline.",
+    )
     recording_rules: bool = Field(
         default=False,
         validation_alias=_env("recording_rules", "VLLM_CHATOPS_RECORDING_RULES"),

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "bot.store": 1,
     "bot.incidents": 1,
     "bot.ledger": 1,
+    "bot.logs": 1,
     "bot.sources": 1,
     "bot.simulator": 1,
 }

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
+import bot.logs as logs
 from bot.app import Bot, build
 from bot.commands.common import EXIT_OK, err
 from bot.config import ConfigError, load_settings
@@ -102,10 +103,8 @@ def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = load_settings(args.config)
+    logs.configure(settings.log_format)
     bot = build(settings)
     asyncio.run(serve(bot, args.host, args.port))
     return EXIT_OK

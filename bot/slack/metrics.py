@@ -58,3 +58,10 @@ class BotMetrics:
             "Age of the oldest Slack write still waiting",
             registry=self.registry,
         )
+        self.actions = Counter(
+            "vllm_chatops_actions",
+            "Remediation requests by action kind and outcome (refused, approval_requested, "
+            "approved, rejected, busy, started, succeeded, failed, recovered, not_recovered)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )

@@ -77,6 +77,28 @@ class ChannelPace:
         await asyncio.sleep(delay)
 
 
+@dataclass
+class SlackHealth:
+    """How Slack has been answering: the last success, and failures since (for /readyz)."""
+
+    last_ok: float | None = None
+    failing_since: float | None = None
+    last_error: str = ""
+
+    def ok(self) -> None:
+        self.last_ok, self.failing_since, self.last_error = time.monotonic(), None, ""
+
+    def failed(self, error: str) -> None:
+        self.failing_since = self.failing_since or time.monotonic()
+        self.last_error = error
+
+    def describe(self) -> str:
+        if self.failing_since is not None:
+            since = time.monotonic() - self.failing_since
+            return f"failing for {since:.0f} s ({self.last_error}); writes are kept and retried"
+        return "ok" if self.last_ok is not None else "not used yet"
+
+
 @dataclass(frozen=True)
 class Outcome:
     data: Mapping[str, Any] | None
@@ -97,6 +119,7 @@ class Outbox:
         self.ledger = ledger
         self.pace = pace or ChannelPace()
         self._locks: dict[str, asyncio.Lock] = {}
+        self.health = SlackHealth()
 
     async def _call(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
@@ -113,12 +136,17 @@ class Outbox:
             status = exc.response.status_code if exc.response is not None else 0
             log.warning("slack %s failed: %s", method, error)
             self._calls.labels(method, f"error:{error}").inc()
-            return Outcome(None, error, error in TRANSIENT or status == 429 or status >= 500)
+            transient = error in TRANSIENT or status == 429 or status >= 500
+            if transient:
+                self.health.failed(error)
+            return Outcome(None, error, transient)
         except Exception as exc:  # network down, timeout: report, never raise
             log.warning("slack %s failed: %s", method, exc)
             self._calls.labels(method, "unreachable").inc()
+            self.health.failed(f"unreachable: {type(exc).__name__}")
             return Outcome(None, f"unreachable: {type(exc).__name__}", True)
         self._calls.labels(method, "ok").inc()
+        self.health.ok()
         return Outcome(response.data if isinstance(response.data, dict) else {})
 
     async def post(

@@ -92,6 +92,17 @@ def own_alert_group(job: str = JOB) -> dict[str, Any]:
                 "error:not_in_channel (invite the bot), unreachable (egress to slack.com).",
             ),
             _rule(
+                "VLLMChatOpsOutboxBacklog",
+                f'max(vllm_chatops_outbox_oldest_seconds{{job="{job}"}}) > 300',
+                "5m",
+                "warning",
+                "vllm-chatops has Slack messages waiting for more than 5 minutes",
+                "Posts and updates are kept in the database and retried until Slack takes "
+                "them (vllm_chatops_outbox_pending says how many). Slack is down or refusing "
+                "with 429/5xx: see the outcome label of vllm_chatops_slack_calls_total and "
+                "/readyz's slack field.",
+            ),
+            _rule(
                 "VLLMChatOpsNoLeader",
                 f'sum(vllm_chatops_scheduler_leader{{job="{job}"}}) < 1 and sum({up}) > 0',
                 "2m",

@@ -4,6 +4,8 @@ verification — all in the thread of the message the request came from."""
 
 from __future__ import annotations
 
+from prometheus_client import Counter
+
 from bot.remediation.events import (
     ApprovalRequested,
     Approved,
@@ -32,12 +34,37 @@ def thread_of(req: ActionRequest) -> str | None:
     return str(thread) if thread else None
 
 
+def outcome_of(event: Event) -> str | None:
+    """The ``outcome`` label an event counts under in ``vllm_chatops_actions_total``."""
+    match event:
+        case Finished(ok=ok):
+            return "succeeded" if ok else "failed"
+        case Verified(recovered=recovered):
+            return "recovered" if recovered else "not_recovered"
+        case Progressed():
+            return None
+    return {
+        Refused: "refused",
+        ApprovalRequested: "approval_requested",
+        Approved: "approved",
+        Rejected: "rejected",
+        Busy: "busy",
+        Started: "started",
+    }.get(type(event))
+
+
 class SlackReporter:
-    def __init__(self, outbox: Outbox, default_channel: str | None) -> None:
+    def __init__(
+        self, outbox: Outbox, default_channel: str | None, actions: Counter | None = None
+    ) -> None:
         self.outbox = outbox
         self.default_channel = default_channel or ""
+        self.actions = actions  # counted by kind and outcome
 
     async def report(self, event: Event) -> str | None:
+        outcome = outcome_of(event)
+        if self.actions is not None and outcome is not None:
+            self.actions.labels(event.request.kind, outcome).inc()
         req, actor = event.request, event.actor
         channel = req.channel or self.default_channel
         thread = thread_of(req)

@@ -42,7 +42,9 @@ class Services:
             store=self.store,
             audit=self.audit,
             runbooks=self.runbooks,
-            reporter=SlackReporter(self.outbox, self.settings.default_channel),
+            reporter=SlackReporter(
+                self.outbox, self.settings.default_channel, self.metrics.actions
+            ),
             directory=self,
             metrics_for=self.metrics_for,
             options=self.options,
