@@ -37,6 +37,7 @@ Every request is recorded in :attr:`FakeKubernetes.requests`.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import hashlib
@@ -334,6 +335,9 @@ class FakeKubernetes(StartStop):
         self._rv = 1000
         self._grants: dict[str, _Grant] = {ADMIN_TOKEN: _Grant(ADMIN_USER, {("*", "*")})}
         self._conflicts: dict[str, int] = {}
+        # the API server failing: (status, remaining or None, path prefix, only writes)
+        self._outage: tuple[int, int | None, str, bool] | None = None
+        self._hang_s = 0.0
         self._requests: list[RecordedRequest] = []
         self._server: BackgroundServer | None = None
         self._port = 0
@@ -389,6 +393,40 @@ class FakeKubernetes(StartStop):
         """The next ``times`` writes to ``path`` answer 409 Conflict."""
         with self._lock:
             self._conflicts[path] = self._conflicts.get(path, 0) + times
+
+    def outage(
+        self,
+        status: int = 503,
+        times: int | None = None,
+        path_prefix: str = "/",
+        writes_only: bool = False,
+    ) -> None:
+        """The next ``times`` requests (``None``: until ``recover``) under ``path_prefix``
+        answer ``status`` with a Status body, as an overloaded or failing API server does."""
+        with self._lock:
+            self._outage = (status, times, path_prefix, writes_only)
+
+    def hang(self, seconds: float) -> None:
+        """Every request waits ``seconds`` before it is answered (0: answer at once)."""
+        self._hang_s = seconds
+
+    def recover(self) -> None:
+        with self._lock:
+            self._outage = None
+        self._hang_s = 0.0
+
+    def _maybe_fail(self, request: web.Request) -> None:
+        if self._outage is None:
+            return
+        status, times, prefix, writes_only = self._outage
+        if not request.path.startswith(prefix) or (writes_only and request.method == "GET"):
+            return
+        if times is not None:
+            self._outage = None if times <= 1 else (status, times - 1, prefix, writes_only)
+        reason = {500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+        raise ApiFailure(
+            status, reason.get(status, "InternalError"), "etcdserver: request timed out"
+        )
 
     def get(self, plural: str, namespace: str | None, name: str) -> Obj | None:
         with self._lock:
@@ -903,9 +941,12 @@ class FakeKubernetes(StartStop):
             content_type=request.headers.get("Content-Type", ""),
             body=body,
         )
+        if self._hang_s:
+            await asyncio.sleep(self._hang_s)  # an API server too slow to answer in time
         with self._lock:
             self._requests.append(record)
             try:
+                self._maybe_fail(request)
                 status, payload = self._dispatch(request, body, record)
             except ApiFailure as exc:
                 status, payload = (
