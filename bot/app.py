@@ -86,6 +86,15 @@ def build(settings: Settings) -> Bot:
     return Bot(services, bolt, make_web_app(services, None if socket_mode else bolt), socket_mode)
 
 
+def _signed(verifier: SignatureVerifier, body: bytes, request: web.Request) -> bool:
+    """Slack's signature holds and is fresh; a timestamp that is not a number, a signature
+    that is not ASCII or a body that is not UTF-8 is simply not signed."""
+    try:
+        return verifier.is_valid_request(body, dict(request.headers))
+    except (ValueError, TypeError):
+        return False
+
+
 def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
     routes = web.RouteTableDef()
     expected = svc.settings.alerts_token
@@ -99,11 +108,13 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
             received.labels("unknown", "unauthorized").inc()
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         raw = await request.read()
-        try:
-            group = AlertGroup.model_validate(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        try:  # too deep, or a number too long to read, is as unreadable as a syntax error
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             received.labels("unknown", "invalid").inc()
             return web.json_response({"error": "body is not JSON"}, status=400)
+        try:
+            group = AlertGroup.model_validate(body)
         except ValidationError as exc:
             received.labels("unknown", "invalid").inc()
             problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]]
@@ -111,6 +122,9 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
                 {"error": "not an Alertmanager webhook (version 4)", "problems": problems},
                 status=400,
             )
+        # a fingerprint sent twice in one notification is one alert (the last copy counts)
+        unique = list({a.fingerprint: a for a in group.alerts}.values())
+        group = group.model_copy(update={"alerts": unique})
         try:
             claims = await asyncio.to_thread(intake.claim, svc, group)
         except intake.NoChannelError as exc:
@@ -164,19 +178,21 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
 
         @routes.post("/slack/events")
         async def slack_events(request: web.Request) -> web.Response:
-            # Bolt refuses forged and stale (> 5 min) requests; a valid one sent again
-            # within those 5 minutes is refused here: each signature is served once.
+            # Forged and stale (> 5 min) requests are refused before their body is read as
+            # anything; a valid one sent again within those 5 minutes is refused too: each
+            # signature is served once.
             body = await request.read()
             signature = request.headers.get("X-Slack-Signature", "")
-            if (
-                verifier is not None
-                and verifier.is_valid_request(body, dict(request.headers))
-                and not await asyncio.to_thread(svc.store.first_sight, signature)
-            ):
-                return web.json_response({"error": "replayed request"}, status=401)
-            return await to_aiohttp_response(
-                await bolt.async_dispatch(await to_bolt_request(request))
-            )
+            if verifier is not None:
+                if not _signed(verifier, body, request):
+                    return web.json_response({"error": "invalid request"}, status=401)
+                if not await asyncio.to_thread(svc.store.first_sight, signature):
+                    return web.json_response({"error": "replayed request"}, status=401)
+            try:
+                bolt_request = await to_bolt_request(request)
+            except (ValueError, RecursionError):  # not UTF-8, or a payload that is not JSON
+                return web.json_response({"error": "unreadable request body"}, status=400)
+            return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
     app.add_routes(routes)

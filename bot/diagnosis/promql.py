@@ -28,8 +28,11 @@ class ScopeError(ValueError):
 
 
 def quote(value: str) -> str:
-    """A PromQL double-quoted string literal holding exactly ``value``."""
+    """A PromQL double-quoted string literal holding exactly ``value``.
+
+    U+FFFD is escaped: Prometheus's lexer takes it, written as is, for invalid UTF-8."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = escaped.replace("\ufffd", "\\ufffd")
     return f'"{escaped}"'
 
 

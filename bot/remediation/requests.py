@@ -62,7 +62,7 @@ def _workload(word: str) -> str:
 def parse_action(verb: str, words: list[str]) -> Asked:
     """``verb`` (one of :data:`ACTION_VERBS`) and its arguments → the request."""
     if verb == "scale":
-        if len(words) != 2 or not words[1].isdigit():
+        if len(words) != 2 or not _digits(words[1]):
             raise RequestSyntaxError("usage: `scale NAMESPACE/DEPLOYMENT REPLICAS`")
         return Asked("scale", _workload(words[0]), {"replicas": int(words[1])})
     if verb in ("rollback", "restart"):
@@ -87,9 +87,14 @@ def parse_action(verb: str, words: list[str]) -> Asked:
 # --- parameters a person may change before confirming ---------------------------------------
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits, few enough to read: "²".isdigit() holds but int("²") fails."""
+    return text.isascii() and text.isdigit() and len(text) <= 9
+
+
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        if not text.strip().isdigit() or not low <= int(text) <= high:
+        if not _digits(text.strip()) or not low <= int(text) <= high:
             raise ValueError(f"expected a whole number from {low} to {high}, not {text!r}")
         return int(text)
 

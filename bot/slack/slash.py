@@ -64,8 +64,9 @@ def parse(text: str, runbooks: Collection[str]) -> SlashRequest:
         if verb in ACTION_VERBS:
             return _action(verb, rest)
         if verb == "audit":
-            if rest and rest[0].isdigit():
-                return SlashRequest("audit", count=min(int(rest[0]), 50))
+            if rest and rest[0].isascii() and rest[0].isdigit():  # int("²") would fail
+                digits = rest[0].lstrip("0") or "0"  # and 5,000 digits are not read
+                return SlashRequest("audit", count=min(int(digits), 50) if len(digits) < 3 else 50)
             return SlashRequest("audit", target=rest[0] if rest else None)
         if verb == "status":
             return SlashRequest("status", STATUS_RUNBOOK, parse_scope(rest))
