@@ -54,9 +54,11 @@ def test_renamed_metrics_are_merged_with_or() -> None:
 
 def test_rate_of_renamed_metric_merges_per_replica_before_summing() -> None:
     expr = rate_by(("new_bucket", "old_bucket"), Scope(), "5m", "le")
-    # per replica first, so a fleet of old and new replicas is summed whole
-    assert expr.startswith("sum by (le) (sum by (namespace, pod, instance, le) (rate(new_bucket")
-    assert " or sum by (namespace, pod, instance, le) (rate(old_bucket{}[5m]))" in expr
+    # per replica first (its cluster too: names repeat across clusters), so a fleet of old
+    # and new replicas is summed whole
+    inner = "sum by (namespace, pod, instance, cluster, le)"
+    assert expr.startswith(f"sum by (le) ({inner} (rate(new_bucket")
+    assert f" or {inner} (rate(old_bucket{{}}[5m]))" in expr
 
 
 def test_dcgm_node_scope_matches_both_host_label_spellings() -> None:

@@ -222,7 +222,8 @@ def test_a_fault_in_west_is_acted_on_in_west_only(federated: TwoClusters) -> Non
 
     def seen_in_west() -> Diagnosis:
         d = diagnosed(url, "gpu_hardware_failure", Scope(cluster="west"))
-        assert drains(d), [c.summary for c in d.checks]
+        xid = next(c for c in d.checks if c.id == "xid_errors")
+        assert drains(d) and xid.status == "crit", [c.summary for c in d.checks]
         return d
 
     west = eventually(seen_in_west, timeout_s=30)
