@@ -240,7 +240,17 @@ def test_a_fault_in_west_is_acted_on_in_west_only(federated: TwoClusters) -> Non
     assert worst.target["cluster"] == "west"
 
 
-def test_a_drain_justified_by_west_is_refused_in_east(world: World, federated: TwoClusters) -> None:
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        ("diagnose gpu_hardware_failure cluster=west", "cluster=west"),
+        # unscoped: the action still carries the cluster of its evidence
+        ("diagnose gpu_hardware_failure", "whole fleet"),
+    ],
+)
+def test_a_drain_justified_by_west_is_refused_in_east(
+    world: World, federated: TwoClusters, command: str, needle: str
+) -> None:
     """Only east is configured: a drain whose evidence is west's data never acts in east,
     though east has a node of the same name."""
     federated.switch("east", "healthy")
@@ -250,8 +260,8 @@ def test_a_drain_justified_by_west_is_refused_in_east(world: World, federated: T
 
     def button() -> str:
         before = {m.ts for m in world.slack.messages(CHANNEL)}
-        world.slash("diagnose gpu_hardware_failure cluster=west")
-        report = world.report(before, "cluster=west")
+        world.slash(command)
+        report = world.report(before, needle)
         assert "Drain" in report, report
         for m in world.slack.messages(CHANNEL):
             if m.ts in before:

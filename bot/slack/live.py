@@ -13,7 +13,6 @@ from bot.diagnosis.engine import diagnose
 from bot.diagnosis.promql import vllm_selector
 from bot.diagnosis.runbooks import Runbook
 from bot.models import CheckResult, Diagnosis, Scope
-from bot.remediation.requests import Asked
 from bot.slack.charts import CHARTS, fill, label_series, render_png
 from bot.slack.diagnosis_blocks import diagnosis_message, progress_message
 from bot.slack.services import Services
@@ -59,14 +58,13 @@ async def diagnose_to_slack(
     started = time.monotonic()
     d = await diagnose(runbook, scope, metrics, svc.options, on_check)
     svc.metrics.diagnosis_seconds.labels(runbook.id).observe(time.monotonic() - started)
+    # each action offered in the cluster whose data justified it, refused anywhere else
     request_ids = [
-        await svc.remediation.offer(
-            Asked(a.kind, a.target, a.params),
-            reason=a.reason,
+        await svc.remediation.offer_recommended(
+            a,
             runbook=runbook.id,
+            scope=scope,
             channel=channel,
-            cluster=scope.cluster,
-            scope=dict(scope.labels),
             origin={"channel": channel, "message_ts": ts, "thread_ts": thread_ts, **(origin or {})},
         )
         for a in d.actions
