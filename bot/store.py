@@ -12,20 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import (
     JSON,
     DateTime,
     ForeignKey,
     Integer,
-    MetaData,
     String,
     Text,
     and_,
     create_engine,
     delete,
-    inspect,
     or_,
     select,
     text,
@@ -182,26 +183,16 @@ def schema_transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def add_missing_columns(conn: Connection, metadata: MetaData) -> list[str]:
-    """Additive schema migration: columns a newer release added to existing tables.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
-    Tables are created by ``create_all``; a column added later is created here (nullable,
-    so old rows stay valid). Nothing is ever dropped or altered.
-    """
-    added: list[str] = []
-    inspector = inspect(conn)
-    existing_tables = set(inspector.get_table_names())
-    for table in metadata.sorted_tables:
-        if table.name not in existing_tables:
-            continue
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-            added.append(f"{table.name}.{column.name}")
-    return added
+
+def migrate(conn: Connection) -> None:
+    """Bring the schema to the newest version (Alembic, ``bot/migrations``), on ``conn``
+    inside the caller's schema transaction: every replica may start at once."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
 
 
 @dataclass(frozen=True)
@@ -218,8 +209,7 @@ class Store:
             database_url, connect_args=connect_args, pool_pre_ping=True
         )
         with schema_transaction(self.engine) as conn:
-            Base.metadata.create_all(conn)
-            add_missing_columns(conn, Base.metadata)
+            migrate(conn)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:

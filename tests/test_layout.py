@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "bot.incidents": 1,
     "bot.ledger": 1,
     "bot.logs": 1,
+    "bot.migrations": 1,
     "bot.sources": 1,
     "bot.simulator": 1,
 }

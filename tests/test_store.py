@@ -7,9 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
 
-from bot.store import Store
+from bot.store import MIGRATIONS, Base, Store
 
 
 def alerts(*fingerprints: str) -> list[tuple[str, str, str]]:
@@ -281,3 +284,50 @@ def test_groups_join_an_open_incident_and_tallies_follow_resolution(database_url
     post = store.post(first.post_id)
     assert post is not None and (post.alerts_firing, post.alerts_resolved) == (2, 1)
     assert (post.version or 0) > (post.shown_version or 0)  # Slack is behind: update due
+
+
+def test_the_migrations_build_exactly_the_models_schema(database_url: str) -> None:
+    """A model change without its migration fails here (alembic's own comparison)."""
+    store = Store(database_url)
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        assert context.get_current_revision() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == [], diff
+
+
+def test_a_database_from_before_versioned_migrations_is_adopted_with_its_rows(
+    database_url: str,
+) -> None:
+    """An early release made alert_posts with fewer columns and no version table: the
+    baseline adds what is missing, keeps the rows, and records the version."""
+    engine = create_engine(database_url)
+    key = "SERIAL PRIMARY KEY" if engine.dialect.name == "postgresql" else "INTEGER PRIMARY KEY"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TABLE alert_posts (id {key}, group_key VARCHAR(512) NOT "
+                "NULL, runbook VARCHAR(64), channel VARCHAR(64) NOT NULL, ts VARCHAR(32), "
+                "status VARCHAR(16) NOT NULL, payload TEXT NOT NULL, created_at TIMESTAMP "
+                "WITH TIME ZONE NOT NULL, resolved_at TIMESTAMP WITH TIME ZONE)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO alert_posts (group_key, channel, ts, status, payload, "
+                "created_at) VALUES ('old', 'C1', '1.2', 'firing', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+    engine.dispose()
+    store = Store(database_url)
+    post = store.post(1)
+    assert post is not None and (post.group_key, post.ts) == ("old", "1.2")
+    with store.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() is not None
+    inspector = inspect(store.engine)
+    columns = {c["name"] for c in inspector.get_columns("alert_posts")}
+    assert {"incident_key", "digest", "lease_until"} <= columns
+    indexes = {ix["name"] for ix in inspector.get_indexes("alert_posts")}
+    assert {"ix_alert_posts_group_key", "ix_alert_posts_incident_key"} <= indexes
+    opened = store.open_post("new", "C1", "rb", alerts("x"), {}, incident="rb|ns")
+    assert opened is not None and not opened.joined

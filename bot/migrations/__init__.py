@@ -1,0 +1,1 @@
+"""Versioned schema migrations of the state store (Alembic), run by ``Store`` at start."""
