@@ -17,10 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alertmanager import AlertmanagerRunner, find_alertmanager
 from bot_runner import BotRunner
 from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, send_signed, slash_command_body
-from fleet_stack import eventually
+from fleet_stack import eventually, require_binary
 from sqlalchemy import create_engine, text
 
 from bot.config import Settings
@@ -54,11 +55,22 @@ def no_metrics(cluster: str | None) -> MetricsSource:
     raise AssertionError("no diagnosis here")
 
 
-def remediation_for(database_url: str, kube: FakeKubernetes, recorder: Recorder) -> Remediation:
+def remediation_for(
+    database_url: str,
+    kube: FakeKubernetes,
+    recorder: Recorder,
+    alertmanager_url: str = "http://127.0.0.1:9093",
+) -> Remediation:
+    cluster = {
+        "name": "a",
+        "kube_api_url": kube.url,
+        "kube_token": ADMIN_TOKEN,
+        "alertmanager_url": alertmanager_url,
+    }
     settings = Settings(
         database_url=database_url,
-        clusters=[{"name": "a", "kube_api_url": kube.url, "kube_token": ADMIN_TOKEN}],
-        policy={"grants": [{"users": ["U1"], "kinds": ["drain"]}], "approvals": []},
+        clusters=[cluster],
+        policy={"grants": [{"users": ["U1"], "kinds": ["drain", "silence"]}], "approvals": []},
     )
     return Remediation(
         settings=settings,
@@ -218,3 +230,34 @@ def test_prometheus_down_gets_a_clear_answer_to_a_diagnose_command(
 
     shown = eventually(reported, timeout_s=30, interval_s=0.5)
     assert "Traceback" not in shown and "healthy" not in shown.lower()
+
+
+def test_alertmanager_unreachable_fails_a_silence_clearly_and_the_retry_works(
+    tmp_path: Path, kube: FakeKubernetes
+) -> None:
+    binary = require_binary("prometheus-alertmanager", find_alertmanager())
+    alertmanager = AlertmanagerRunner(binary, "http://127.0.0.1:9/alerts", "token")
+    recorder = Recorder()
+    remediation = remediation_for(
+        f"sqlite:///{tmp_path / 's.db'}", kube, recorder, alertmanager.url
+    )
+
+    def silence() -> tuple[str, Finished]:
+        asked = Asked("silence", "VLLMQueueBacklog{namespace=ml}", {"duration": "1h"})
+        request_id = asyncio.run(remediation.offer(asked, reason="noisy", runbook=""))
+        asyncio.run(remediation.confirm(request_id, ALICE, {}))
+        finished = recorder.events[-1]
+        assert isinstance(finished, Finished), recorder.events
+        return request_id, finished
+
+    first, failed = silence()  # not started yet: nothing listens on its port
+    assert not failed.ok and "Alertmanager" in failed.summary, failed.summary
+    assert "Traceback" not in failed.summary
+    assert [e.event for e in remediation.audit.for_request(first)][-1] == "failed"
+    alertmanager.start()
+    try:
+        second, done = silence()
+        assert done.ok, done.summary
+        assert [e.event for e in remediation.audit.for_request(second)][-1] == "executed"
+    finally:
+        alertmanager.stop()
