@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -44,7 +44,8 @@ def _entry(row: OutgoingMessage) -> Entry:
         row.state,
         row.attempts,
         row.ts,
-        row.created_at,
+        # SQLite hands back naive datetimes: they are UTC, as written
+        row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
     )
 
 
@@ -150,7 +151,7 @@ class Ledger:
             ).one()
         if not count or oldest is None:
             return 0, 0.0
-        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=utcnow().tzinfo)
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
         return int(count), max(0.0, (utcnow() - oldest).total_seconds())
 
     def prune(self, older_than: timedelta) -> int:

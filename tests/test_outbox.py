@@ -20,7 +20,7 @@ from sqlalchemy import update
 from bot.ledger import Ledger
 from bot.slack.block_kit import Message
 from bot.slack.outbox import Outbox, make_client
-from bot.store import OutgoingMessage, Store
+from bot.store import OutgoingMessage, Store, utcnow
 
 CHANNEL = "C123"
 
@@ -130,3 +130,24 @@ def test_a_burst_to_one_channel_is_paced(slack: FakeSlack, database_url: str) ->
     assert at[-1] - started >= 3.5
     for i, t in enumerate(at):
         assert t - started >= max(0, i - 2) * 1.0 - 0.3, (i, t - started)
+
+
+def test_an_ephemeral_reply_is_retried_while_it_is_still_an_answer(
+    slack: FakeSlack, database_url: str
+) -> None:
+    outbox = outbox_for(slack, database_url)
+    slack.outage("chat.postEphemeral", status=503)
+    assert asyncio.run(outbox.ephemeral(CHANNEL, "U123", text(1))) is False
+    assert asyncio.run(outbox.ephemeral(CHANNEL, "U123", text(2))) is False
+    slack.clear_faults()
+    with outbox.ledger.store.session() as s, s.begin():
+        s.execute(update(OutgoingMessage).values(not_before=OutgoingMessage.created_at))
+        # the second reply was asked for 31 minutes ago: too late to be an answer
+        s.execute(
+            update(OutgoingMessage)
+            .where(OutgoingMessage.id == 2)
+            .values(created_at=utcnow() - timedelta(minutes=31))
+        )
+    asyncio.run(outbox.resend_due())
+    assert [e.text for e in slack.ephemerals] == ["message 1"]
+    assert states(outbox) == [("sent", None), ("failed", "expired: too late to answer")]

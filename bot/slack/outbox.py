@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 METADATA_EVENT = "vllm_chatops_message"
 LEASE = timedelta(seconds=30)  # a sender that died lets go of its write after this
+EPHEMERAL_TTL = timedelta(minutes=30)  # like a response_url: an answer is due soon or never
 # Slack errors that may pass: tried again later. Everything else is a permanent refusal.
 TRANSIENT = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -197,7 +198,8 @@ class Outbox:
         lock = self._locks.setdefault(recorded.key, asyncio.Lock())
         try:
             async with lock:
-                await self.pace.wait(recorded.channel)
+                if recorded.method != "chat.postEphemeral":  # a reply to one person: own limit
+                    await self.pace.wait(recorded.channel)
                 entry = await asyncio.to_thread(self.ledger.take, recorded.id, LEASE)
                 if entry is None:  # settled meanwhile, or another replica is sending it
                     return "pending", None
@@ -210,6 +212,10 @@ class Outbox:
         params = entry.params
         if entry.method == "chat.update":
             outcome = await self._attempt("chat.update", lambda: self.client.chat_update(**params))
+        elif entry.method == "chat.postEphemeral":
+            outcome = await self._attempt(
+                "chat.postEphemeral", lambda: self.client.chat_postEphemeral(**params)
+            )
         else:
             outcome = await self._attempt(
                 "chat.postMessage", lambda: self.client.chat_postMessage(**params)
@@ -233,6 +239,11 @@ class Outbox:
         may already have reached Slack is looked up by its key first."""
         due = await asyncio.to_thread(self.ledger.due)
         for entry in due:
+            if entry.method == "chat.postEphemeral" and utcnow() - entry.created_at > (
+                EPHEMERAL_TTL
+            ):
+                await asyncio.to_thread(self.ledger.failed, entry, "expired: too late to answer")
+                continue
             if entry.method == "chat.postMessage" and entry.attempts > 0:
                 found = await self._posted_ts(entry)
                 if found is not None:
@@ -266,13 +277,20 @@ class Outbox:
         return None
 
     async def ephemeral(self, channel: str, user: str, message: Message) -> bool:
-        data = await self._call(
-            "chat.postEphemeral",
-            lambda: self.client.chat_postEphemeral(
-                channel=channel, user=user, text=message.text, blocks=message.blocks
-            ),
+        """A reply only ``user`` sees. Kept and retried like a post, but only for
+        ``EPHEMERAL_TTL``: an answer that comes much later is no answer."""
+        params: dict[str, Any] = {
+            "channel": channel,
+            "user": user,
+            "text": message.text,
+            "blocks": message.blocks,
+        }
+        key = f"ephemeral:{secrets.token_urlsafe(12)}"
+        entry = await asyncio.to_thread(
+            self.ledger.record, key, "chat.postEphemeral", channel, params
         )
-        return data is not None
+        state, _ = await self._deliver(entry)
+        return state == "sent"
 
     async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> str | None:
         """Open a modal; its view id (for updates), or None."""
