@@ -151,3 +151,20 @@ def test_an_ephemeral_reply_is_retried_while_it_is_still_an_answer(
     asyncio.run(outbox.resend_due())
     assert [e.text for e in slack.ephemerals] == ["message 1"]
     assert states(outbox) == [("sent", None), ("failed", "expired: too late to answer")]
+
+
+def test_a_chart_upload_during_an_outage_is_uploaded_once_slack_is_back(
+    slack: FakeSlack, database_url: str
+) -> None:
+    outbox = outbox_for(slack, database_url)
+    ts = asyncio.run(outbox.post(CHANNEL, text(0)))
+    slack.outage("files.getUploadURLExternal", status=503)
+    png = b"\x89PNG\r\n\x1a\n" + b"chart" * 100
+    assert asyncio.run(outbox.upload_png(CHANNEL, ts, png, "kv.png", "KV cache")) is False
+    assert slack.files == []
+    slack.clear_faults()
+    with outbox.ledger.store.session() as s, s.begin():
+        s.execute(update(OutgoingMessage).values(not_before=OutgoingMessage.created_at))
+    asyncio.run(outbox.resend_due())
+    (uploaded,) = slack.files
+    assert uploaded.title == "KV cache" and uploaded.data == png and uploaded.thread_ts == ts

@@ -12,6 +12,7 @@ may have reached Slack before the bot died is looked up, not posted twice; an up
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
 import time
@@ -212,6 +213,12 @@ class Outbox:
         params = entry.params
         if entry.method == "chat.update":
             outcome = await self._attempt("chat.update", lambda: self.client.chat_update(**params))
+        elif entry.method == "files_upload_v2":
+            upload = dict(params)
+            content = base64.b64decode(upload.pop("content_base64"))
+            outcome = await self._attempt(
+                "files_upload_v2", lambda: self.client.files_upload_v2(content=content, **upload)
+            )
         elif entry.method == "chat.postEphemeral":
             outcome = await self._attempt(
                 "chat.postEphemeral", lambda: self.client.chat_postEphemeral(**params)
@@ -316,10 +323,16 @@ class Outbox:
     async def upload_png(
         self, channel: str, thread_ts: str | None, png: bytes, filename: str, title: str
     ) -> bool:
-        data = await self._call(
-            "files_upload_v2",
-            lambda: self.client.files_upload_v2(
-                channel=channel, thread_ts=thread_ts, content=png, filename=filename, title=title
-            ),
-        )
-        return data is not None
+        """Upload a chart into a thread; kept and retried like a post (a chart whose
+        uploader died mid-upload may be shown twice: files carry no idempotency key)."""
+        params: dict[str, Any] = {
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "content_base64": base64.b64encode(png).decode(),
+            "filename": filename,
+            "title": title,
+        }
+        key = f"upload:{secrets.token_urlsafe(12)}"
+        entry = await asyncio.to_thread(self.ledger.record, key, "files_upload_v2", channel, params)
+        state, _ = await self._deliver(entry)
+        return state == "sent"
