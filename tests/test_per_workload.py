@@ -63,9 +63,12 @@ def test_the_saturated_model_is_scaled_though_the_namespace_averages_fine(
 
     d = eventually(decided, timeout_s=60, interval_s=3)
     assert d.workloads[0] == saturated  # worst first; the idle one reads "under-used"
-    assert all(a.target != idle for a in d.actions), d.actions
-    # no batch change for the saturated model: its queue wants replicas, not smaller batches
-    assert not [a for a in d.actions if a.kind == "config"], d.actions
+    # the idle model gets no capacity change from the saturated one's queue (its own few
+    # requests may still show something of their own, e.g. a long prompt now and then)
+    assert not [a for a in d.actions if a.target == idle and a.kind == "scale"], d.actions
+    # no batch change for either: the queue wants replicas, not different batches
+    batch = [a for a in d.actions if "max_num_seqs" in str(a.params.get("change", ""))]
+    assert not batch, d.actions
     top = d.findings[0]
     assert (top.id, top.workload) == ("under_provisioned", saturated)
     assert top.summary.startswith(saturated.split("/", 1)[1])
