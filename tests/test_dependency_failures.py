@@ -13,6 +13,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -26,12 +27,13 @@ from sqlalchemy import create_engine, text
 
 from bot.config import Settings
 from bot.diagnosis.engine import DiagnosisOptions
+from bot.diagnosis.runbooks import load_runbooks
 from bot.remediation.audit import AuditLog
 from bot.remediation.events import Actor, Event, Finished, Started
 from bot.remediation.flow import Remediation
 from bot.remediation.requests import Asked
 from bot.simulator.prometheus_runner import free_port
-from bot.sources.prometheus import MetricsSource
+from bot.sources.prometheus import MetricsSource, PrometheusSource
 from bot.store import Store
 
 ALICE = Actor("U1", "alice")
@@ -261,3 +263,24 @@ def test_alertmanager_unreachable_fails_a_silence_clearly_and_the_retry_works(
         assert [e.event for e in remediation.audit.for_request(second)][-1] == "executed"
     finally:
         alertmanager.stop()
+
+
+def test_prometheus_down_at_verification_is_no_verdict_never_recovered(
+    tmp_path: Path, kube: FakeKubernetes
+) -> None:
+    recorder = Recorder()
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    remediation = remediation_for(database, kube, recorder)
+    remediation.runbooks = load_runbooks()
+    remediation.metrics_for = lambda cluster: PrometheusSource("http://127.0.0.1:9", timeout_s=1)
+    request_id = remediation.store.create_action_request(
+        kind="scale", target="deployment/ml/llama", params={"replicas": 3}, reason="queue",
+        runbook="queue_backlog", channel=None, ttl=timedelta(minutes=5), cluster="a",
+        scope={"namespace": "ml"},
+    )  # fmt: skip
+    verified = asyncio.run(remediation.verify(request_id, None))
+    assert verified is not None and not verified.recovered
+    assert verified.headline.startswith("could not verify scale deployment/ml/llama")
+    assert "cannot reach Prometheus" in verified.headline
+    trail = remediation.audit.for_request(request_id)
+    assert trail[-1].event == "verified" and "could not verify" in (trail[-1].outcome or "")

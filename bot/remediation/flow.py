@@ -491,9 +491,15 @@ class Remediation:
             return None
         scope = Scope(cluster=req.cluster, labels=dict(req.scope or {}))
         d = await diagnose(runbook, scope, self.metrics_for(req.cluster), self.options)
-        recovered = d.status != "crit"
+        recovered = d.status in ("ok", "warn")
         verdict = "recovered" if recovered else "still failing"
         headline = f"{verdict} after {req.kind} {req.target}: {runbook.title} is {d.status}"
+        if d.status == "unknown":  # no data is no verdict: never call it recovered
+            blind = next((c.summary for c in d.checks if c.status == "unknown"), "")
+            headline = (
+                f"could not verify {req.kind} {req.target}: {runbook.title} read no data"
+                f" ({blind}); check by hand"
+            )
         details = [f.summary for f in d.findings[:3]] + [
             f"{c.title}: {c.summary}" for c in d.checks if c.status in ("crit", "warn")
         ][:5]
