@@ -562,6 +562,15 @@ class Store:
                 .values(verify_at=at, verify_ref=ref)
             )
 
+    def set_verify_ref(self, request_id: str, ref: str) -> None:
+        """Where a still-pending re-check reports (a claimed one is left alone)."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(ActionRequest)
+                .where(ActionRequest.id == request_id, ActionRequest.verify_at.is_not(None))
+                .values(verify_ref=ref)
+            )
+
     def hold_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
         """Take or renew lease ``name`` for ``holder`` unless another holds it unexpired.
 

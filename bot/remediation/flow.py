@@ -440,11 +440,13 @@ class Remediation:
         self.store.transition(req.id, ("executing",), "done" if ok else "failed", outcome=summary)
         self._audit("executed" if ok else "failed", req, actor, outcome=summary)
         delay = self.settings.verification_delay_s if ok and req.runbook else None
-        finished = Finished(req, actor, ok, summary, details, delay, ref=ref)
-        ref = await self._report(finished) or ref
-        if delay is not None:
-            at = utcnow() + timedelta(seconds=delay)
+        at = utcnow() + timedelta(seconds=delay or 0)
+        if delay is not None:  # before reporting: a replica dying mid-report loses nothing
             self.store.schedule_verification(req.id, at, ref)
+        finished = Finished(req, actor, ok, summary, details, delay, ref=ref)
+        shown = await self._report(finished) or ref
+        if delay is not None and shown is not None and shown != ref:
+            self.store.set_verify_ref(req.id, shown)  # where the result goes
 
     async def _run(
         self, req: ActionRequest, actor: Actor, progress: Callable[[str], Any]

@@ -123,7 +123,8 @@ async def publish(svc: Services, item: Claim) -> None:
         return
     svc.metrics.alert_to_post_seconds.observe(time.monotonic() - item.received_at)
     svc.store.set_post_ts(item.post_id, ts)
-    svc.store.mark_shown(item.post_id, post.version or 1)
+    # Not marked as shown: the message under this key may be an earlier render (sent by a
+    # replica that died before it could say so), so a refresh brings it to the post's state.
     if runbook is not None:
         origin = {
             "alert_group": item.group.groupKey,
