@@ -284,3 +284,24 @@ def test_prometheus_down_at_verification_is_no_verdict_never_recovered(
     assert "cannot reach Prometheus" in verified.headline
     trail = remediation.audit.for_request(request_id)
     assert trail[-1].event == "verified" and "could not verify" in (trail[-1].outcome or "")
+
+
+def test_kubernetes_too_slow_to_answer_is_a_clear_failure_and_the_retry_works(
+    tmp_path: Path, kube: FakeKubernetes
+) -> None:
+    recorder = Recorder()
+    remediation = remediation_for(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
+    kube.hang(12, writes_only=True)  # the plan reads fine; then writes outlast 10 s
+    first = drain(remediation)
+    failed = recorder.events[-1]
+    assert isinstance(failed, Finished) and not failed.ok
+    assert "Traceback" not in failed.summary
+    assert "did not answer in time" in failed.summary, failed.summary
+    assert [e.event for e in remediation.audit.for_request(first)][-1] == "failed"
+    assert remediation.store.lock_holder("node/gpu-1") is None
+    kube.recover()
+    recorder.events.clear()
+    drain(remediation)
+    done = recorder.events[-1]
+    assert isinstance(done, Finished), done
+    assert done.ok, done.summary

@@ -368,8 +368,13 @@ def _unreachable(exc: httpx.HTTPError) -> KubernetesError:
             f"Kubernetes API answered {code} {exc.response.reason_phrase} "
             f"for {exc.request.method} {exc.request.url.path}",
         )
+    if isinstance(exc, httpx.TimeoutException):
+        return KubernetesError(
+            0, "Timeout", f"the Kubernetes API did not answer in time ({type(exc).__name__})"
+        )
+    detail = f": {exc}" if str(exc) else ""
     return KubernetesError(
-        0, "Unreachable", f"could not reach the Kubernetes API: {type(exc).__name__}: {exc}"
+        0, "Unreachable", f"could not reach the Kubernetes API: {type(exc).__name__}{detail}"
     )
 
 

@@ -338,6 +338,7 @@ class FakeKubernetes(StartStop):
         # the API server failing: (status, remaining or None, path prefix, only writes)
         self._outage: tuple[int, int | None, str, bool] | None = None
         self._hang_s = 0.0
+        self._hang_writes_only = False
         self._requests: list[RecordedRequest] = []
         self._server: BackgroundServer | None = None
         self._port = 0
@@ -406,9 +407,9 @@ class FakeKubernetes(StartStop):
         with self._lock:
             self._outage = (status, times, path_prefix, writes_only)
 
-    def hang(self, seconds: float) -> None:
-        """Every request waits ``seconds`` before it is answered (0: answer at once)."""
-        self._hang_s = seconds
+    def hang(self, seconds: float, writes_only: bool = False) -> None:
+        """Every request (or every write) waits ``seconds`` before it is answered."""
+        self._hang_s, self._hang_writes_only = seconds, writes_only
 
     def recover(self) -> None:
         with self._lock:
@@ -941,7 +942,7 @@ class FakeKubernetes(StartStop):
             content_type=request.headers.get("Content-Type", ""),
             body=body,
         )
-        if self._hang_s:
+        if self._hang_s and not (self._hang_writes_only and request.method == "GET"):
             await asyncio.sleep(self._hang_s)  # an API server too slow to answer in time
         with self._lock:
             self._requests.append(record)
