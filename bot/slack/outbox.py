@@ -23,11 +23,7 @@ from typing import Any
 
 from prometheus_client import Counter
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -47,10 +43,11 @@ TRANSIENT = frozenset(
 
 
 def make_client(token: str | None, base_url: str) -> AsyncWebClient:
+    """A 429 means Slack did nothing: waited out here. A 5xx or a dropped connection may
+    come after Slack posted, so those are retried by the outbox, which looks a post up by
+    its key before sending it again, never blindly by the HTTP client."""
     client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-    client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
-    client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
     return client
 
 

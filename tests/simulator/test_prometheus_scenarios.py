@@ -39,13 +39,14 @@ def test_mixed_versions_need_both_names(mixed_fleet: FleetStack) -> None:
     fleet = mixed_fleet.simulator.fleet
     legacy = sum(r.legacy for r in fleet.replicas)
     assert 0 < legacy < len(fleet.replicas), "the fixture fleet must mix versions"
+    mixed_fleet.switch("healthy")  # whatever ran before (a replica down) is undone
 
     def every_replica_scraped() -> None:  # targets are up before each was scraped once
         assert len(mixed_fleet.vector("vllm:gpu_cache_usage_perc")) == legacy
         assert len(mixed_fleet.vector("vllm:kv_cache_usage_perc")) == len(fleet.replicas) - legacy
         assert len(mixed_fleet.vector(KV)) == len(fleet.replicas)
 
-    eventually(every_replica_scraped, timeout_s=15)
+    eventually(every_replica_scraped, timeout_s=30)
     assert len(mixed_fleet.vector(f"rate({TPOT_BUCKETS}[5s])")) > 0
     old_hosts = mixed_fleet.vector('count by (Hostname) (DCGM_FI_DEV_GPU_UTIL{Hostname!=""})')
     new_hosts = mixed_fleet.vector('count by (hostname) (DCGM_FI_DEV_GPU_UTIL{hostname!=""})')
