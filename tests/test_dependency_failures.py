@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from alertmanager import AlertmanagerRunner, find_alertmanager
 from bot_runner import BotRunner
 from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, send_signed, slash_command_body
@@ -32,6 +31,7 @@ from bot.remediation.audit import AuditLog
 from bot.remediation.events import Actor, Event, Finished, Started
 from bot.remediation.flow import Remediation
 from bot.remediation.requests import Asked
+from bot.simulator.alertmanager_runner import AlertmanagerRunner, find_alertmanager
 from bot.simulator.prometheus_runner import free_port
 from bot.sources.prometheus import MetricsSource, PrometheusSource
 from bot.store import Store

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from alertmanager import AlertmanagerRunner, find_alertmanager
 from bot_runner import BotRunner
 from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, Message, block_action_body, send_signed, slash_command_body
@@ -22,6 +21,7 @@ from fakes.slack import view_submission_body as submission
 from fleet_stack import FleetStack, eventually, require_binary, start_stack
 
 from bot.remediation.audit import AuditLog
+from bot.simulator.alertmanager_runner import AlertmanagerRunner, find_alertmanager
 from bot.slack import ids
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]

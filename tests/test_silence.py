@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alertmanager import AlertmanagerRunner, find_alertmanager
 from fleet_stack import require_binary
 
 from bot.remediation.actions.silence import (
@@ -21,6 +20,7 @@ from bot.remediation.actions.silence import (
     silence_matchers,
     unsilence,
 )
+from bot.simulator.alertmanager_runner import AlertmanagerRunner, find_alertmanager
 from bot.simulator.prometheus_runner import free_port
 from bot.sources.alertmanager import AlertmanagerClient, AlertmanagerError, Matcher
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from alertmanager import AlertmanagerRunner, find_alertmanager
 from bot_runner import BotRunner
 from fakes.slack import (
     FakeSlack,
@@ -27,6 +26,7 @@ from fleet_stack import FleetStack, eventually, require_binary, start_stack
 
 from bot.diagnosis.alert_rules import render_rules_yaml
 from bot.diagnosis.runbooks import load_runbooks
+from bot.simulator.alertmanager_runner import AlertmanagerRunner, find_alertmanager
 from bot.simulator.prometheus_runner import free_port
 from bot.slack import ids, intake
 from bot.store import Store

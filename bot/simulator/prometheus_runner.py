@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bot.simulator.processes import spawn, terminate
 from bot.simulator.server import scrape_config
 from bot.simulator.serving import StartStop
 
@@ -100,7 +101,7 @@ class PrometheusRunner(StartStop):
         config_path = self._dir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         log = self.log_path.open("wb")
-        self._process = subprocess.Popen(
+        self._process = spawn(
             [
                 self.binary,
                 f"--config.file={config_path}",
@@ -110,8 +111,7 @@ class PrometheusRunner(StartStop):
                 "--web.enable-lifecycle",
                 "--log.level=warn",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log,
         )
         self._wait(lambda c: c.get("/-/ready").status_code == 200, timeout_s, "ready")
         return self
@@ -156,11 +156,5 @@ class PrometheusRunner(StartStop):
         self._wait(ready, timeout_s, f"scraping {expected} targets")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        terminate(self._process)
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,4 +1,7 @@
-"""A real Alertmanager (Debian package prometheus-alertmanager) for end-to-end tests."""
+"""A real Alertmanager (Debian package prometheus-alertmanager) routing to the bot's webhook.
+
+Used by the demo stack and the end-to-end tests.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bot.simulator.processes import spawn, terminate
 from bot.simulator.prometheus_runner import PrometheusError, free_port
 
 
@@ -22,11 +26,13 @@ def find_alertmanager() -> str | None:
 class AlertmanagerRunner:
     """Alertmanager on a free loopback port with one webhook receiver (the bot)."""
 
-    def __init__(self, binary: str, webhook_url: str, bearer_token: str) -> None:
+    def __init__(
+        self, binary: str, webhook_url: str, bearer_token: str, *, port: int | None = None
+    ) -> None:
         self.binary = binary
         self.webhook_url = webhook_url
         self.bearer_token = bearer_token
-        self.port = free_port()
+        self.port = port or free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="vllm-chatops-am-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -66,7 +72,7 @@ class AlertmanagerRunner:
         config = self._dir / "alertmanager.yml"
         config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         log = (self._dir / "alertmanager.log").open("wb")
-        self._process = subprocess.Popen(
+        self._process = spawn(
             [
                 self.binary,
                 f"--config.file={config}",
@@ -75,8 +81,7 @@ class AlertmanagerRunner:
                 "--cluster.listen-address=",
                 "--log.level=warn",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -94,10 +99,5 @@ class AlertmanagerRunner:
         raise PrometheusError("alertmanager not ready")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        terminate(self._process, timeout_s=10)
         shutil.rmtree(self._dir, ignore_errors=True)
