@@ -1,5 +1,5 @@
 """`vllm-chatops act`: the remediation core's second front end. Same plan → policy →
-approval → audit path as Slack, against the fake Kubernetes API over real HTTP."""
+approval → audit path as Slack, against the Kubernetes API stand-in over real HTTP."""
 
 from __future__ import annotations
 
@@ -8,24 +8,24 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 
 from bot.cli import main
 from bot.remediation.audit import AuditLog
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.store import ActionRequest, Store
 
 DEPLOYMENT = "deployment/ml/llama"
 
 
 @pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    with FakeKubernetes() as fake:
+def kube() -> Iterator[KubernetesStandIn]:
+    with KubernetesStandIn() as fake:
         fake.add_deployment("ml", "llama", "vllm:0.11.0", replicas=2)
         fake.add_node("gpu-node-1")
         yield fake
 
 
-def config(tmp_path: Path, kube: FakeKubernetes, approvals: list[dict[str, object]]) -> str:
+def config(tmp_path: Path, kube: KubernetesStandIn, approvals: list[dict[str, object]]) -> str:
     settings = {
         "database_url": f"sqlite:///{tmp_path / 'state.db'}",
         "clusters": [{"name": "prod-a", "kube_api_url": kube.url, "kube_token": ADMIN_TOKEN}],
@@ -39,7 +39,7 @@ def config(tmp_path: Path, kube: FakeKubernetes, approvals: list[dict[str, objec
     return str(path)
 
 
-def replicas(kube: FakeKubernetes) -> int:
+def replicas(kube: KubernetesStandIn) -> int:
     deployment = kube.get("deployments", "ml", "llama")
     assert deployment is not None
     return int(deployment["spec"]["replicas"])
@@ -58,7 +58,7 @@ def only_request(path: str) -> ActionRequest:
 
 
 def test_act_scale_plans_executes_and_audits(
-    tmp_path: Path, kube: FakeKubernetes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, kube: KubernetesStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, kube, approvals=[])
     code = main(["--config", path, "act", "scale", "ml/llama", "5", "--as", "alice", "--yes"])
@@ -72,7 +72,7 @@ def test_act_scale_plans_executes_and_audits(
 
 
 def test_act_without_a_grant_is_refused_and_audited(
-    tmp_path: Path, kube: FakeKubernetes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, kube: KubernetesStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, kube, approvals=[])
     code = main(["--config", path, "act", "scale", "ml/llama", "9", "--as", "mallory", "--yes"])
@@ -84,7 +84,7 @@ def test_act_without_a_grant_is_refused_and_audited(
 
 
 def test_act_two_person_rule_then_approve_from_the_terminal(
-    tmp_path: Path, kube: FakeKubernetes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, kube: KubernetesStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, kube, approvals=[{"kinds": ["drain"]}])
     code = main(["--config", path, "act", "drain", "gpu-node-1", "--as", "alice", "--yes"])
@@ -111,7 +111,7 @@ def test_act_two_person_rule_then_approve_from_the_terminal(
 
 
 def test_act_bad_arguments_are_usage_errors(
-    tmp_path: Path, kube: FakeKubernetes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, kube: KubernetesStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, kube, approvals=[])
     assert main(["--config", path, "act", "scale", "ml/llama", "many", "--yes"]) == 2
@@ -122,7 +122,7 @@ def test_act_bad_arguments_are_usage_errors(
 
 
 def test_act_failed_plan_changes_nothing(
-    tmp_path: Path, kube: FakeKubernetes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, kube: KubernetesStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, kube, approvals=[])
     code = main(["--config", path, "act", "scale", "ml/missing", "3", "--as", "alice", "--yes"])

@@ -1,4 +1,4 @@
-"""Every action's plan and execute, against the fake API server through lightkube over HTTP."""
+"""Every action's plan and execute, through lightkube over HTTP against the API stand-in."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakes.kubernetes import (
+
+from bot.remediation.actions import ACTIONS, ActionError, get_action, parse_target
+from bot.remediation.actions.restart import RESTARTED_AT
+from bot.simulator.kubernetes_api import (
     ADMIN_TOKEN,
     REVISION_ANNOTATION,
     ROLLOUT_HASH_LABEL,
     ROLLOUT_REVISION_ANNOTATION,
-    FakeKubernetes,
+    KubernetesStandIn,
 )
-
-from bot.remediation.actions import ACTIONS, ActionError, get_action, parse_target
-from bot.remediation.actions.restart import RESTARTED_AT
 from bot.sources.kubernetes import KubeClient, KubernetesError, KubeTarget, build_config
 
 DEP = "/apis/apps/v1/namespaces/ml/deployments"
@@ -25,17 +25,17 @@ ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeKubernetes]:
-    with FakeKubernetes() as fk:
+def fake() -> Iterator[KubernetesStandIn]:
+    with KubernetesStandIn() as fk:
         fk.add_deployment("ml", "llama", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
         yield fk
 
 
-def client(fake: FakeKubernetes, token: str = ADMIN_TOKEN) -> KubeClient:
+def client(fake: KubernetesStandIn, token: str = ADMIN_TOKEN) -> KubeClient:
     return KubeClient.for_server(fake.url, token, namespace="ml")
 
 
-def writes(fake: FakeKubernetes) -> list[tuple[str, str, str]]:
+def writes(fake: KubernetesStandIn) -> list[tuple[str, str, str]]:
     return [
         (r.method, r.path, r.query.get("dryRun", ""))
         for r in fake.requests
@@ -102,7 +102,7 @@ def test_build_config_from_url_and_token() -> None:
 # --- scale ---------------------------------------------------------------------------
 
 
-async def test_scale_without_autoscaler(fake: FakeKubernetes) -> None:
+async def test_scale_without_autoscaler(fake: KubernetesStandIn) -> None:
     action = ACTIONS["scale"]
     async with client(fake) as kube:
         fake.clear_requests()
@@ -119,7 +119,7 @@ async def test_scale_without_autoscaler(fake: FakeKubernetes) -> None:
     assert dep is not None and dep["spec"]["replicas"] == 4 and dep["status"]["replicas"] == 4
 
 
-async def test_scale_statefulset(fake: FakeKubernetes) -> None:
+async def test_scale_statefulset(fake: KubernetesStandIn) -> None:
     fake.add_statefulset("ml", "qwen", "vllm:0.6.3", replicas=1)
     async with client(fake) as kube:
         outcome = await ACTIONS["scale"].execute(kube, "statefulset/ml/qwen", {"replicas": 3})
@@ -127,7 +127,7 @@ async def test_scale_statefulset(fake: FakeKubernetes) -> None:
     assert outcome.ok and sts is not None and sts["spec"]["replicas"] == 3
 
 
-async def test_scale_with_hpa_changes_its_bounds(fake: FakeKubernetes) -> None:
+async def test_scale_with_hpa_changes_its_bounds(fake: KubernetesStandIn) -> None:
     fake.add_hpa("ml", "llama-hpa", "llama", min=2, max=4)
     action = ACTIONS["scale"]
     async with client(fake) as kube:
@@ -150,14 +150,14 @@ async def test_scale_with_hpa_changes_its_bounds(fake: FakeKubernetes) -> None:
     assert not any(p.endswith("/scale") for m, p, _ in writes(fake) if m == "PATCH")
 
 
-async def test_scale_with_hpa_refuses_zero(fake: FakeKubernetes) -> None:
+async def test_scale_with_hpa_refuses_zero(fake: KubernetesStandIn) -> None:
     fake.add_hpa("ml", "llama-hpa", "llama", min=2, max=4)
     async with client(fake) as kube:
         with pytest.raises(ActionError, match="cannot go below 1"):
             await ACTIONS["scale"].plan(kube, "deployment/ml/llama", {"replicas": 0})
 
 
-async def test_scale_with_keda_changes_the_scaled_object(fake: FakeKubernetes) -> None:
+async def test_scale_with_keda_changes_the_scaled_object(fake: KubernetesStandIn) -> None:
     fake.add_scaled_object("ml", "llama-so", "llama", min=1, max=8)
     action = ACTIONS["scale"]
     async with client(fake) as kube:
@@ -175,7 +175,7 @@ async def test_scale_with_keda_changes_the_scaled_object(fake: FakeKubernetes) -
     assert hpa is not None and hpa["spec"]["minReplicas"] == 3  # KEDA propagated it
 
 
-async def test_scale_retries_one_conflict(fake: FakeKubernetes) -> None:
+async def test_scale_retries_one_conflict(fake: KubernetesStandIn) -> None:
     fake.conflict_next(f"{DEP}/llama/scale")
     async with client(fake) as kube:
         fake.clear_requests()
@@ -188,7 +188,7 @@ async def test_scale_retries_one_conflict(fake: FakeKubernetes) -> None:
     assert fake.get("deployments", "ml", "llama")["spec"]["replicas"] == 5  # type: ignore[index]
 
 
-async def test_scale_gives_up_after_two_conflicts(fake: FakeKubernetes) -> None:
+async def test_scale_gives_up_after_two_conflicts(fake: KubernetesStandIn) -> None:
     fake.conflict_next(f"{DEP}/llama/scale", times=2)
     async with client(fake) as kube:
         with pytest.raises(KubernetesError) as err:
@@ -197,7 +197,7 @@ async def test_scale_gives_up_after_two_conflicts(fake: FakeKubernetes) -> None:
     assert "changed while the bot was updating it" in err.value.message
 
 
-async def test_forbidden_surfaces_as_clear_error(fake: FakeKubernetes) -> None:
+async def test_forbidden_surfaces_as_clear_error(fake: KubernetesStandIn) -> None:
     fake.allow("bot", [("get", "*"), ("list", "*")])
     async with client(fake, "bot") as kube:
         plan = await ACTIONS["scale"].plan(kube, "deployment/ml/llama", {"replicas": 3})
@@ -212,7 +212,7 @@ async def test_forbidden_surfaces_as_clear_error(fake: FakeKubernetes) -> None:
     assert 'User "system:serviceaccount:vllm-ops:chatops-bot"' in err.value.message
 
 
-async def test_scale_bad_params(fake: FakeKubernetes) -> None:
+async def test_scale_bad_params(fake: KubernetesStandIn) -> None:
     async with client(fake) as kube:
         with pytest.raises(ActionError, match="missing parameter 'replicas'"):
             await ACTIONS["scale"].plan(kube, "deployment/ml/llama", {})
@@ -225,7 +225,7 @@ async def test_scale_bad_params(fake: FakeKubernetes) -> None:
 # --- rollback ------------------------------------------------------------------------
 
 
-async def test_rollback_plan_and_execute(fake: FakeKubernetes) -> None:
+async def test_rollback_plan_and_execute(fake: KubernetesStandIn) -> None:
     action = ACTIONS["rollback"]
     async with client(fake) as kube:
         fake.clear_requests()
@@ -261,7 +261,7 @@ async def test_rollback_plan_and_execute(fake: FakeKubernetes) -> None:
     assert revisions == [("2", 0), ("3", 2)]  # the old ReplicaSet came back as revision 3
 
 
-async def test_rollback_needs_a_previous_revision(fake: FakeKubernetes) -> None:
+async def test_rollback_needs_a_previous_revision(fake: KubernetesStandIn) -> None:
     fake.add_deployment("ml", "fresh", "vllm:0.7")
     async with client(fake) as kube:
         with pytest.raises(ActionError, match="no previous revision"):
@@ -270,7 +270,7 @@ async def test_rollback_needs_a_previous_revision(fake: FakeKubernetes) -> None:
             await ACTIONS["rollback"].plan(kube, "statefulset/ml/fresh", {})
 
 
-async def test_rollback_to_a_named_revision(fake: FakeKubernetes) -> None:
+async def test_rollback_to_a_named_revision(fake: KubernetesStandIn) -> None:
     fake.add_deployment("ml", "qwen", "v3", revisions=["v1", "v2"])
     async with client(fake) as kube:
         plan = await ACTIONS["rollback"].plan(kube, "deployment/ml/qwen", {"to_revision": 1})
@@ -279,7 +279,7 @@ async def test_rollback_to_a_named_revision(fake: FakeKubernetes) -> None:
             await ACTIONS["rollback"].plan(kube, "deployment/ml/qwen", {"to_revision": 9})
 
 
-async def test_rollback_of_an_argo_rollout(fake: FakeKubernetes) -> None:
+async def test_rollback_of_an_argo_rollout(fake: KubernetesStandIn) -> None:
     fake.add_rollout("ml", "mistral", "vllm:0.6.3", replicas=3, revisions=["vllm:0.6.1"])
     action = ACTIONS["rollback"]
     async with client(fake) as kube:
@@ -342,7 +342,7 @@ async def test_rollback_of_an_argo_rollout(fake: FakeKubernetes) -> None:
     assert dep is not None and dep["metadata"]["annotations"][REVISION_ANNOTATION] == "2"
 
 
-async def test_rollback_of_a_rollout_to_a_named_revision(fake: FakeKubernetes) -> None:
+async def test_rollback_of_a_rollout_to_a_named_revision(fake: KubernetesStandIn) -> None:
     fake.add_rollout("ml", "qwen", "v3", revisions=["v1", "v2"])
     async with client(fake) as kube:
         plan = await ACTIONS["rollback"].plan(kube, "rollout/ml/qwen", {"to_revision": 1})
@@ -351,7 +351,7 @@ async def test_rollback_of_a_rollout_to_a_named_revision(fake: FakeKubernetes) -
     assert outcome.ok and outcome.details["new_revision"] == 4
 
 
-async def test_rollout_rollback_needs_a_previous_revision(fake: FakeKubernetes) -> None:
+async def test_rollout_rollback_needs_a_previous_revision(fake: KubernetesStandIn) -> None:
     fake.add_rollout("ml", "fresh", "vllm:0.7")
     async with client(fake) as kube:
         with pytest.raises(ActionError, match="Rollout ml/fresh has no previous revision"):
@@ -365,7 +365,9 @@ async def test_rollout_rollback_needs_a_previous_revision(fake: FakeKubernetes) 
     assert not [r for r in fake.requests if r.method == "PATCH"]
 
 
-async def test_rollout_targets_for_other_actions_are_refused_clearly(fake: FakeKubernetes) -> None:
+async def test_rollout_targets_for_other_actions_are_refused_clearly(
+    fake: KubernetesStandIn,
+) -> None:
     fake.add_rollout("ml", "mistral", "vllm:0.6.3")
     t = parse_target("rollout/ml/mistral")
     assert (t.kind, t.namespace, t.name) == ("Rollout", "ml", "mistral")
@@ -375,7 +377,7 @@ async def test_rollout_targets_for_other_actions_are_refused_clearly(fake: FakeK
                 await ACTIONS[kind].plan(kube, "rollout/ml/mistral", params)
 
 
-async def test_rollout_rollback_forbidden_without_patch_rollouts(fake: FakeKubernetes) -> None:
+async def test_rollout_rollback_forbidden_without_patch_rollouts(fake: KubernetesStandIn) -> None:
     fake.add_rollout("ml", "mistral", "vllm:0.6.3", revisions=["vllm:0.6.1"])
     fake.allow("bot", [("get", "*"), ("list", "*"), ("patch", "deployments")])
     async with client(fake, "bot") as kube:
@@ -397,7 +399,7 @@ async def test_rollout_rollback_forbidden_without_patch_rollouts(fake: FakeKuber
 # --- drain / uncordon ----------------------------------------------------------------
 
 
-def _seed_node(fake: FakeKubernetes) -> None:
+def _seed_node(fake: KubernetesStandIn) -> None:
     fake.add_node("gpu-1")
     fake.add_node("gpu-2")
     fake.add_pod("ml", "llama-a", "gpu-1", {"app": "llama"}, owner=("ReplicaSet", "llama-x"))
@@ -407,7 +409,7 @@ def _seed_node(fake: FakeKubernetes) -> None:
     fake.add_pod("kube-system", "kube-proxy-gpu-1", "gpu-1", {}, mirror=True)
 
 
-async def test_drain_plan_lists_pods_and_pdb_warnings(fake: FakeKubernetes) -> None:
+async def test_drain_plan_lists_pods_and_pdb_warnings(fake: KubernetesStandIn) -> None:
     _seed_node(fake)
     fake.add_pdb("ml", "llama", {"app": "llama"}, min_available=2)
     async with client(fake) as kube:
@@ -432,7 +434,7 @@ async def test_drain_plan_lists_pods_and_pdb_warnings(fake: FakeKubernetes) -> N
     assert fake.get("pods", "ml", "llama-a") is not None
 
 
-async def test_drain_waits_for_pdb_then_succeeds(fake: FakeKubernetes) -> None:
+async def test_drain_waits_for_pdb_then_succeeds(fake: KubernetesStandIn) -> None:
     _seed_node(fake)
     fake.add_pdb("ml", "llama", {"app": "llama"}, min_available=2)
     fake.add_pod("ml", "llama-c", "gpu-2", {"app": "llama"}, ready=False)
@@ -464,7 +466,7 @@ async def test_drain_waits_for_pdb_then_succeeds(fake: FakeKubernetes) -> None:
     assert fake.get("pods", "kube-system", "dcgm-exporter-1") is not None
 
 
-async def test_drain_times_out_reporting_the_stuck_pod(fake: FakeKubernetes) -> None:
+async def test_drain_times_out_reporting_the_stuck_pod(fake: KubernetesStandIn) -> None:
     _seed_node(fake)
     fake.add_pdb("ml", "llama", {"app": "llama"}, max_unavailable=0)
     async with client(fake) as kube:
@@ -481,7 +483,7 @@ async def test_drain_times_out_reporting_the_stuck_pod(fake: FakeKubernetes) -> 
     assert len(retries) >= 2 and all(r.status == 429 for r in retries)
 
 
-async def test_uncordon(fake: FakeKubernetes) -> None:
+async def test_uncordon(fake: KubernetesStandIn) -> None:
     fake.add_node("gpu-1", unschedulable=True)
     async with client(fake) as kube:
         plan = await ACTIONS["uncordon"].plan(kube, "node/gpu-1", {})
@@ -495,7 +497,7 @@ async def test_uncordon(fake: FakeKubernetes) -> None:
     assert node is not None and node["spec"]["unschedulable"] is False
 
 
-async def test_drain_forbidden_eviction(fake: FakeKubernetes) -> None:
+async def test_drain_forbidden_eviction(fake: KubernetesStandIn) -> None:
     _seed_node(fake)
     fake.allow("bot", [("get", "*"), ("list", "*"), ("patch", "nodes")])
     async with client(fake, "bot") as kube:
@@ -508,7 +510,7 @@ async def test_drain_forbidden_eviction(fake: FakeKubernetes) -> None:
 # --- restart -------------------------------------------------------------------------
 
 
-async def test_restart_sets_the_annotation(fake: FakeKubernetes) -> None:
+async def test_restart_sets_the_annotation(fake: KubernetesStandIn) -> None:
     action = ACTIONS["restart"]
     async with client(fake) as kube:
         fake.clear_requests()
@@ -526,7 +528,7 @@ async def test_restart_sets_the_annotation(fake: FakeKubernetes) -> None:
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm:0.6.3"
 
 
-async def test_restart_forbidden(fake: FakeKubernetes) -> None:
+async def test_restart_forbidden(fake: KubernetesStandIn) -> None:
     fake.allow("bot", [("get", "*")])
     async with client(fake, "bot") as kube:
         with pytest.raises(KubernetesError) as err:
@@ -535,7 +537,7 @@ async def test_restart_forbidden(fake: FakeKubernetes) -> None:
     assert "may not patch deployments in namespace ml" in err.value.message
 
 
-async def test_restart_and_rollback_retry_a_conflict(fake: FakeKubernetes) -> None:
+async def test_restart_and_rollback_retry_a_conflict(fake: KubernetesStandIn) -> None:
     fake.conflict_next(f"{DEP}/llama")
     async with client(fake) as kube:
         fake.clear_requests()
@@ -555,7 +557,9 @@ async def test_restart_and_rollback_retry_a_conflict(fake: FakeKubernetes) -> No
         ("restart", "deployment/ml/missing"),
     ],
 )
-async def test_actions_read_before_they_write(fake: FakeKubernetes, kind: str, target: str) -> None:
+async def test_actions_read_before_they_write(
+    fake: KubernetesStandIn, kind: str, target: str
+) -> None:
     with pytest.raises(KubernetesError) as raised:
         await get_action(kind).execute(client(fake), target, {"timeout_s": 1})
     assert raised.value.status == 404

@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 from bot_runner import BotRunner
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, send_signed, slash_command_body
 from fleet_stack import eventually, require_binary
 from sqlalchemy import create_engine, text
@@ -32,6 +31,7 @@ from bot.remediation.events import Actor, Event, Finished, Started
 from bot.remediation.flow import Remediation
 from bot.remediation.requests import Asked
 from bot.simulator.alertmanager_runner import AlertmanagerRunner, find_alertmanager
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.simulator.prometheus_runner import free_port
 from bot.sources.prometheus import MetricsSource, PrometheusSource
 from bot.store import Store
@@ -59,7 +59,7 @@ def no_metrics(cluster: str | None) -> MetricsSource:
 
 def remediation_for(
     database_url: str,
-    kube: FakeKubernetes,
+    kube: KubernetesStandIn,
     recorder: Recorder,
     alertmanager_url: str = "http://127.0.0.1:9093",
 ) -> Remediation:
@@ -95,8 +95,8 @@ def drain(remediation: Remediation) -> str:
 
 
 @pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    with FakeKubernetes() as fake:
+def kube() -> Iterator[KubernetesStandIn]:
+    with KubernetesStandIn() as fake:
         fake.add_node("gpu-1")
         for i in range(2):
             fake.add_pod("ml", f"llama-7d9f8b6c5d-p{i}", "gpu-1", owner=("ReplicaSet", "llama"))
@@ -104,7 +104,7 @@ def kube() -> Iterator[FakeKubernetes]:
 
 
 def test_kubernetes_failing_mid_drain_is_a_clear_failure_and_the_retry_works(
-    tmp_path: Path, kube: FakeKubernetes
+    tmp_path: Path, kube: KubernetesStandIn
 ) -> None:
     recorder = Recorder()
     remediation = remediation_for(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
@@ -235,7 +235,7 @@ def test_prometheus_down_gets_a_clear_answer_to_a_diagnose_command(
 
 
 def test_alertmanager_unreachable_fails_a_silence_clearly_and_the_retry_works(
-    tmp_path: Path, kube: FakeKubernetes
+    tmp_path: Path, kube: KubernetesStandIn
 ) -> None:
     binary = require_binary("prometheus-alertmanager", find_alertmanager())
     alertmanager = AlertmanagerRunner(binary, "http://127.0.0.1:9/alerts", "token")
@@ -266,7 +266,7 @@ def test_alertmanager_unreachable_fails_a_silence_clearly_and_the_retry_works(
 
 
 def test_prometheus_down_at_verification_is_no_verdict_never_recovered(
-    tmp_path: Path, kube: FakeKubernetes
+    tmp_path: Path, kube: KubernetesStandIn
 ) -> None:
     recorder = Recorder()
     database = f"sqlite:///{tmp_path / 's.db'}"
@@ -287,7 +287,7 @@ def test_prometheus_down_at_verification_is_no_verdict_never_recovered(
 
 
 def test_kubernetes_too_slow_to_answer_is_a_clear_failure_and_the_retry_works(
-    tmp_path: Path, kube: FakeKubernetes
+    tmp_path: Path, kube: KubernetesStandIn
 ) -> None:
     recorder = Recorder()
     remediation = remediation_for(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)

@@ -1,6 +1,6 @@
 """The ClusterRoles in deploy/kubernetes grant exactly the Kubernetes API calls the bot makes.
 
-Every action's plan() and execute() runs against the fake API server down each path the
+Every action's plan() and execute() runs against the Kubernetes API stand-in down each path the
 code can take (plain scale, scale through an HPA or a KEDA ScaledObject, Deployment and
 StatefulSet, rollback of a Deployment and of an Argo Rollout, drain across namespaces,
 uncordon), plus the remediation core's own reads (which cluster holds a target, whether a
@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 from deploy_helpers import BASE, Doc, find, load
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes, RecordedRequest
 from pydantic import HttpUrl, SecretStr
 
 from bot.config import ClusterConfig, Settings
 from bot.remediation.actions import ACTIONS, ActionError
 from bot.remediation.actions.base import TARGET_KINDS
 from bot.remediation.placement import drain_held, may_hold
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn, RecordedRequest
 from bot.sources.kubernetes import KubeClient, KubernetesError
 
 RBAC = BASE / "rbac.yaml"
@@ -120,7 +120,7 @@ def granted() -> Granted:
     return Granted(everything, cluster_wide)
 
 
-def seed(fake: FakeKubernetes) -> None:
+def seed(fake: KubernetesStandIn) -> None:
     fake.add_deployment("ml", "llama", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
     fake.add_statefulset("ml", "qwen", "vllm:0.6.3", replicas=1)
     fake.add_deployment("ml", "hpa-owned", "vllm:0.6.3", replicas=2)
@@ -139,7 +139,7 @@ def seed(fake: FakeKubernetes) -> None:
     fake.add_pdb("ml", "llama", {"app": "llama"}, min_available=1)
 
 
-async def run_everything(fake: FakeKubernetes, token: str) -> list[str]:
+async def run_everything(fake: KubernetesStandIn, token: str) -> list[str]:
     """Plan and execute every scenario, then the core's reads; the outcomes' failures."""
     failures: list[str] = []
     async with KubeClient.for_server(fake.url, token, namespace="ml") as kube:
@@ -169,7 +169,7 @@ def derived(requests: list[RecordedRequest]) -> tuple[set[Grant], set[Grant]]:
 async def test_every_action_and_target_type_has_a_scenario() -> None:
     """A new action, or a new target type for one, must be added to SCENARIOS."""
     covered = {(kind, target.split("/")[0]) for kind, target, _ in SCENARIOS}
-    with FakeKubernetes() as fake:
+    with KubernetesStandIn() as fake:
         async with KubeClient.for_server(fake.url, ADMIN_TOKEN) as kube:
             for kind, action in ACTIONS.items():
                 for type_ in TARGET_KINDS:
@@ -186,7 +186,7 @@ async def test_every_action_and_target_type_has_a_scenario() -> None:
 
 
 async def test_the_cluster_roles_grant_exactly_the_calls_the_actions_make() -> None:
-    with FakeKubernetes() as fake:
+    with KubernetesStandIn() as fake:
         seed(fake)
         assert await run_everything(fake, ADMIN_TOKEN) == []
         requests = fake.requests
@@ -204,7 +204,7 @@ async def test_the_cluster_roles_grant_exactly_the_calls_the_actions_make() -> N
 
 
 async def test_the_actions_succeed_as_a_service_account_holding_only_those_rules() -> None:
-    with FakeKubernetes() as fake:
+    with KubernetesStandIn() as fake:
         seed(fake)
         # the fake's RBAC knows (verb, resource); the API group is checked above
         fake.allow(BOT_TOKEN, {(g.verb, g.resource) for g in granted().everything})

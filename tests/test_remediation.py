@@ -15,13 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from bot_runner import BotRunner
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, Message, block_action_body, send_signed, slash_command_body
 from fakes.slack import view_submission_body as submission
 from fleet_stack import FleetStack, eventually, require_binary, start_stack
 
 from bot.remediation.audit import AuditLog
 from bot.simulator.alertmanager_runner import AlertmanagerRunner, find_alertmanager
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.slack import ids
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -34,7 +34,7 @@ DEPLOYMENT = "vllm-llama-3-1-70b-instruct"
 @dataclass
 class World:
     slack: FakeSlack
-    kube: FakeKubernetes
+    kube: KubernetesStandIn
     stack: FleetStack
     bot: BotRunner
     db: str
@@ -94,7 +94,7 @@ class World:
 def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     stack = start_stack(prometheus_binary, seed=5, history_s=20)
     slack = FakeSlack().start()
-    kube = FakeKubernetes().start()
+    kube = KubernetesStandIn().start()
     kube.add_deployment("inference", DEPLOYMENT, "vllm/vllm-openai:v0.11.0", replicas=8)
     kube.add_node("gpu-node-009")
     am_binary = require_binary("prometheus-alertmanager", find_alertmanager())

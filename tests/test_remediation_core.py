@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 
 from bot.config import Settings
 from bot.diagnosis.engine import DiagnosisOptions
@@ -19,6 +18,7 @@ from bot.remediation.audit import AuditLog
 from bot.remediation.events import Actor, Busy, Event, Finished, Progressed, Refused, Started
 from bot.remediation.flow import Remediation
 from bot.remediation.requests import Asked
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.sources.prometheus import MetricsSource
 from bot.store import Store, utcnow
 
@@ -44,13 +44,13 @@ def no_metrics(cluster: str | None) -> MetricsSource:
 
 
 @pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    with FakeKubernetes() as fake:
+def kube() -> Iterator[KubernetesStandIn]:
+    with KubernetesStandIn() as fake:
         fake.add_deployment("ml", "llama", "vllm:0.11.0", replicas=2)
         yield fake
 
 
-def core(database_url: str, kube: FakeKubernetes, recorder: Recorder) -> Remediation:
+def core(database_url: str, kube: KubernetesStandIn, recorder: Recorder) -> Remediation:
     settings = Settings(
         database_url=database_url,
         clusters=[{"name": "a", "kube_api_url": kube.url, "kube_token": ADMIN_TOKEN}],
@@ -69,7 +69,9 @@ def core(database_url: str, kube: FakeKubernetes, recorder: Recorder) -> Remedia
     )
 
 
-def test_a_confirmed_scale_reports_its_steps_in_order(tmp_path: Path, kube: FakeKubernetes) -> None:
+def test_a_confirmed_scale_reports_its_steps_in_order(
+    tmp_path: Path, kube: KubernetesStandIn
+) -> None:
     recorder = Recorder()
     remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
     request_id = asyncio.run(
@@ -97,7 +99,7 @@ def test_a_confirmed_scale_reports_its_steps_in_order(tmp_path: Path, kube: Fake
     assert remediation.store.claim_due_verifications(later) == []
 
 
-def test_refusals_reach_only_the_front_end(tmp_path: Path, kube: FakeKubernetes) -> None:
+def test_refusals_reach_only_the_front_end(tmp_path: Path, kube: KubernetesStandIn) -> None:
     recorder = Recorder()
     remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
     request_id = asyncio.run(
@@ -112,7 +114,7 @@ def test_refusals_reach_only_the_front_end(tmp_path: Path, kube: FakeKubernetes)
     assert [e.event for e in remediation.audit.for_request(request_id)] == ["denied"]
 
 
-def test_a_busy_target_runs_nothing(tmp_path: Path, kube: FakeKubernetes) -> None:
+def test_a_busy_target_runs_nothing(tmp_path: Path, kube: KubernetesStandIn) -> None:
     recorder = Recorder()
     remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
     request_id = asyncio.run(
@@ -152,7 +154,7 @@ def test_a_due_verification_is_claimed_by_exactly_one_replica(database_url: str)
     assert sorted(claims, key=len) == [[], [], [], [(request_id, "1700.1")]]
 
 
-def two_clusters(database_url: str, a: FakeKubernetes, b: FakeKubernetes) -> Remediation:
+def two_clusters(database_url: str, a: KubernetesStandIn, b: KubernetesStandIn) -> Remediation:
     settings = Settings(
         database_url=database_url,
         clusters=[
@@ -176,7 +178,7 @@ def two_clusters(database_url: str, a: FakeKubernetes, b: FakeKubernetes) -> Rem
 def test_a_recommendation_never_acts_outside_the_cluster_of_its_evidence(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 's.db'}"
     alice = Actor("U1", "alice")
-    with FakeKubernetes() as a, FakeKubernetes() as b:
+    with KubernetesStandIn() as a, KubernetesStandIn() as b:
         for kube in (a, b):
             kube.add_node("gpu-node-1")  # the same name in both clusters
         remediation = two_clusters(db, a, b)

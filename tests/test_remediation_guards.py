@@ -16,12 +16,12 @@ from datetime import timedelta
 
 import pytest
 from bot_runner import BotRunner
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, Message, block_action_body, send_signed, slash_command_body
 from fakes.slack import view_submission_body as submission
 from fleet_stack import eventually
 
 from bot.remediation.audit import AuditLog
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.slack import ids
 from bot.store import Store
 
@@ -32,8 +32,8 @@ CHANNEL = "C0GUARDS1"
 @dataclass
 class World:
     slack: FakeSlack
-    x: FakeKubernetes  # cluster prod-x
-    y: FakeKubernetes  # cluster prod-y
+    x: KubernetesStandIn  # cluster prod-x
+    y: KubernetesStandIn  # cluster prod-y
     bot: BotRunner
     db: str
 
@@ -83,7 +83,7 @@ class World:
         self.bot.drain()
         return json.loads(response.body) if response.body.strip() else {}
 
-    def writes(self, kube: FakeKubernetes) -> list[str]:
+    def writes(self, kube: KubernetesStandIn) -> list[str]:
         return [
             f"{r.method} {r.path}"
             for r in kube.requests
@@ -94,7 +94,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     slack = FakeSlack().start()
-    x, y = FakeKubernetes().start(), FakeKubernetes().start()
+    x, y = KubernetesStandIn().start(), KubernetesStandIn().start()
     x.add_node("gpu-node-a")
     for kube in (x, y):
         kube.add_node("gpu-node-b")  # in both clusters
@@ -125,7 +125,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     slack.stop()
 
 
-def fresh_deployment(kube: FakeKubernetes) -> str:
+def fresh_deployment(kube: KubernetesStandIn) -> str:
     """A Deployment of this test's own (2 replicas), so tests run in any order."""
     name = f"llama-{time.monotonic_ns() % 10**9}"
     kube.add_deployment("serving", name, "vllm:0.11.0", replicas=2)
@@ -237,7 +237,7 @@ def test_a_denial_is_shown_without_confirm_audited_and_refused_plainly(world: Wo
     assert not [w for w in world.writes(world.x) if name in w]
 
 
-def fresh_node(kube: FakeKubernetes, pods: int = 0) -> str:
+def fresh_node(kube: KubernetesStandIn, pods: int = 0) -> str:
     name = f"gpu-node-{time.monotonic_ns() % 10**9}"
     kube.add_node(name)
     for i in range(pods):

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from bot_runner import BotRunner
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, block_action_body, send_signed, slash_command_body
 from fleet_stack import eventually
 
@@ -27,6 +26,7 @@ from bot.diagnosis.runbooks import load_runbooks
 from bot.models import Diagnosis, RecommendedAction, Scope
 from bot.remediation.audit import AuditLog
 from bot.simulator.fleet import build_fleet
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.simulator.prometheus_runner import PrometheusRunner
 from bot.simulator.scenarios import GroundTruth
 from bot.simulator.server import Simulator, make_app
@@ -139,7 +139,7 @@ class World:
     """The bot configured with one cluster (east), reading the federated Prometheus."""
 
     slack: FakeSlack
-    east: FakeKubernetes
+    east: KubernetesStandIn
     bot: BotRunner
     db: str
 
@@ -181,7 +181,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(federated: TwoClusters, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     slack = FakeSlack().start()
-    east = FakeKubernetes().start()
+    east = KubernetesStandIn().start()
     db = f"sqlite:///{tmp_path_factory.mktemp('two-clusters') / 'bot.db'}"
     bot = BotRunner(
         slack_bot_token=slack.token,

@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, Message, send_signed, view_submission_body
 from fleet_stack import eventually
 
 from bot.remediation.audit import AuditLog
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.simulator.prometheus_runner import free_port
 from bot.slack import ids
 from bot.store import Store
@@ -40,7 +40,7 @@ VERIFY_AFTER_S = 8  # a verification falls due after the leader is killed
 
 
 class Replica:
-    def __init__(self, database_url: str, slack: FakeSlack, kube: FakeKubernetes) -> None:
+    def __init__(self, database_url: str, slack: FakeSlack, kube: KubernetesStandIn) -> None:
         self.port = free_port()
         cluster = {"name": "default", "kube_api_url": kube.url, "kube_token": ADMIN_TOKEN}
         policy = {"grants": [{"users": ["U1"], "kinds": ["scale"]}], "approvals": []}
@@ -99,7 +99,7 @@ class Replica:
 @dataclass
 class Cluster:
     slack: FakeSlack
-    kube: FakeKubernetes
+    kube: KubernetesStandIn
     replicas: list[Replica]
     database_url: str
 
@@ -108,7 +108,7 @@ class Cluster:
 def cluster(postgres_url: str) -> Iterator[Cluster]:
     slack = FakeSlack().start()
     slack.add_channel(CHANNEL, "alerts")
-    kube = FakeKubernetes().start()
+    kube = KubernetesStandIn().start()
     kube.add_deployment("ml", "llama", "vllm:0.11.0", replicas=2)
     started = [Replica(postgres_url, slack, kube) for _ in range(2)]
     try:

@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import pytest
 from bot_runner import BotRunner
-from fakes.kubernetes import ADMIN_TOKEN, FakeKubernetes
 from fakes.slack import FakeSlack, send_signed
 from fakes.slack import view_submission_body as submission
 from fleet_stack import FleetStack, eventually, start_stack
 
 from bot.remediation.audit import AuditLog
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.slack import ids
 from bot.store import Store
 
@@ -30,7 +30,7 @@ CHANNEL = "C0VERIFY1"
 @dataclass
 class World:
     slack: FakeSlack
-    kube: FakeKubernetes
+    kube: KubernetesStandIn
     stack: FleetStack
     bot: BotRunner
     db: str
@@ -40,7 +40,7 @@ class World:
 def world(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     stack = start_stack(prometheus_binary, seed=5, history_s=20)
     slack = FakeSlack().start()
-    kube = FakeKubernetes().start()
+    kube = KubernetesStandIn().start()
     db = f"sqlite:///{tmp_path_factory.mktemp('verify') / 'bot.db'}"
     bot = BotRunner(
         slack_bot_token=slack.token,

@@ -1,7 +1,7 @@
 """Serve an aiohttp application on its own thread and event loop.
 
-One lifecycle for every in-process HTTP server: the fleet simulator (tests, the ``demo``
-command) and the test fakes (``tests/fakes/slack.py``, ``tests/fakes/kubernetes.py``).
+One lifecycle for every in-process HTTP server: the fleet simulator and the Kubernetes API
+stand-in (tests, the ``demo`` command) and the test fakes (``tests/fakes/slack.py``).
 Synchronous and asynchronous code can both talk to it, since it never shares a loop.
 """
 

@@ -1,4 +1,4 @@
-"""The fake Kubernetes API behaves like the real one for what the actions rely on."""
+"""The Kubernetes API stand-in behaves like the real one for what the actions rely on."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes.kubernetes import (
+
+from bot.simulator.kubernetes_api import (
     ADMIN_TOKEN,
     REVISION_ANNOTATION,
     ROLLOUT_HASH_LABEL,
     ROLLOUT_REVISION_ANNOTATION,
-    FakeKubernetes,
+    KubernetesStandIn,
 )
 
 DEP = "/apis/apps/v1/namespaces/ml/deployments"
@@ -20,14 +21,14 @@ ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeKubernetes]:
-    with FakeKubernetes() as fk:
+def fake() -> Iterator[KubernetesStandIn]:
+    with KubernetesStandIn() as fk:
         fk.add_deployment("ml", "llama", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
         yield fk
 
 
 @pytest.fixture
-def http(fake: FakeKubernetes) -> Iterator[httpx.Client]:
+def http(fake: KubernetesStandIn) -> Iterator[httpx.Client]:
     with httpx.Client(
         base_url=fake.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     ) as client:
@@ -75,7 +76,7 @@ def test_replicasets_have_revisions_owners_and_hash(http: httpx.Client) -> None:
 
 
 def test_template_change_and_revert_renumber_revisions(
-    fake: FakeKubernetes, http: httpx.Client
+    fake: KubernetesStandIn, http: httpx.Client
 ) -> None:
     old = http.get(f"{DEP}/llama").json()["spec"]["template"]
     new = {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": "vllm:0.7"}]}}}}
@@ -94,7 +95,7 @@ def test_template_change_and_revert_renumber_revisions(
     assert revs == {"vllm:0.6.1": "1", "vllm:0.7": "3", "vllm:0.6.3": "4"}
 
 
-def test_rollouts_own_revisioned_replicasets(fake: FakeKubernetes, http: httpx.Client) -> None:
+def test_rollouts_own_revisioned_replicasets(fake: KubernetesStandIn, http: httpx.Client) -> None:
     fake.add_rollout("ml", "mistral", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
     ro = http.get(f"{ROLLOUTS}/mistral").json()
     assert (ro["kind"], ro["apiVersion"]) == ("Rollout", "argoproj.io/v1alpha1")
@@ -140,7 +141,7 @@ def test_rollouts_own_revisioned_replicasets(fake: FakeKubernetes, http: httpx.C
     assert fake.get("rollouts", "ml", "mistral")["spec"]["replicas"] == 4  # type: ignore[index]
 
 
-def test_rollouts_rbac(fake: FakeKubernetes) -> None:
+def test_rollouts_rbac(fake: KubernetesStandIn) -> None:
     fake.add_rollout("ml", "mistral", "vllm:0.6.3")
     fake.allow("viewer", [("get", "rollouts"), ("patch", "deployments")])
     with httpx.Client(base_url=fake.url, headers={"Authorization": "Bearer viewer"}) as viewer:
@@ -178,14 +179,14 @@ def test_patch_with_stale_resource_version_is_a_409(http: httpx.Client) -> None:
     assert http.get(f"{DEP}/llama").json()["spec"]["replicas"] == 2
 
 
-def test_conflict_next_injects_one_409(fake: FakeKubernetes, http: httpx.Client) -> None:
+def test_conflict_next_injects_one_409(fake: KubernetesStandIn, http: httpx.Client) -> None:
     fake.conflict_next(f"{DEP}/llama/scale")
     first = _merge(http, f"{DEP}/llama/scale", {"spec": {"replicas": 4}})
     second = _merge(http, f"{DEP}/llama/scale", {"spec": {"replicas": 4}})
     assert (first.status_code, second.status_code) == (409, 200)
 
 
-def test_forbidden_is_a_kubernetes_status(fake: FakeKubernetes) -> None:
+def test_forbidden_is_a_kubernetes_status(fake: KubernetesStandIn) -> None:
     fake.allow("viewer", [("get", "deployments"), ("list", "*")])
     with httpx.Client(base_url=fake.url, headers={"Authorization": "Bearer viewer"}) as client:
         assert client.get(f"{DEP}/llama").status_code == 200
@@ -211,7 +212,7 @@ def test_forbidden_is_a_kubernetes_status(fake: FakeKubernetes) -> None:
     assert 'cannot create resource "pods/eviction" in API group ""' in evict.json()["message"]
 
 
-def test_unknown_token_is_401(fake: FakeKubernetes) -> None:
+def test_unknown_token_is_401(fake: KubernetesStandIn) -> None:
     r = httpx.get(f"{fake.url}{DEP}/llama", headers={"Authorization": "Bearer nope"})
     assert r.status_code == 401 and r.json()["reason"] == "Unauthorized"
 
@@ -225,7 +226,7 @@ def test_not_found_status(http: httpx.Client) -> None:
     assert http.get("/apis/apps/v1/namespaces/ml/widgets").status_code == 404
 
 
-def test_dry_run_validates_without_storing(fake: FakeKubernetes, http: httpx.Client) -> None:
+def test_dry_run_validates_without_storing(fake: KubernetesStandIn, http: httpx.Client) -> None:
     before = fake.get("deployments", "ml", "llama")
     assert before is not None
     r = _merge(http, f"{DEP}/llama/scale", {"spec": {"replicas": 9}}, dryRun="All")
@@ -244,7 +245,7 @@ def test_dry_run_validates_without_storing(fake: FakeKubernetes, http: httpx.Cli
     assert http.get("/api/v1/nodes/gpu-9").status_code == 404
 
 
-def test_hpa_validation(fake: FakeKubernetes, http: httpx.Client) -> None:
+def test_hpa_validation(fake: KubernetesStandIn, http: httpx.Client) -> None:
     fake.add_hpa("ml", "llama", "llama", 2, 4)
     path = "/apis/autoscaling/v2/namespaces/ml/horizontalpodautoscalers/llama"
     bad = _merge(http, path, {"spec": {"minReplicas": 6}})
@@ -253,7 +254,7 @@ def test_hpa_validation(fake: FakeKubernetes, http: httpx.Client) -> None:
     assert good.status_code == 200 and good.json()["spec"]["minReplicas"] == 6
 
 
-def test_selectors(fake: FakeKubernetes, http: httpx.Client) -> None:
+def test_selectors(fake: KubernetesStandIn, http: httpx.Client) -> None:
     fake.add_pod("ml", "a", "n1", {"app": "llama", "tier": "serve"})
     fake.add_pod("ml", "b", "n2", {"app": "llama"})
     fake.add_pod("ops", "c", "n1", {"app": "agent"})
@@ -268,7 +269,7 @@ def test_selectors(fake: FakeKubernetes, http: httpx.Client) -> None:
     assert names("/api/v1/pods", labelSelector="tier") == ["a"]
 
 
-def test_merge_and_json_patch(http: httpx.Client, fake: FakeKubernetes) -> None:
+def test_merge_and_json_patch(http: httpx.Client, fake: KubernetesStandIn) -> None:
     fake.add_node("n1")
     _merge(http, "/api/v1/nodes/n1", {"spec": {"unschedulable": True}})
     assert http.get("/api/v1/nodes/n1").json()["spec"]["unschedulable"] is True
@@ -282,7 +283,7 @@ def test_merge_and_json_patch(http: httpx.Client, fake: FakeKubernetes) -> None:
     assert r.status_code == 200 and r.json()["spec"]["replicas"] == 7
 
 
-def test_eviction_respects_pdb(fake: FakeKubernetes, http: httpx.Client) -> None:
+def test_eviction_respects_pdb(fake: KubernetesStandIn, http: httpx.Client) -> None:
     fake.add_pod("ml", "llama-1", "n1", {"app": "llama"})
     fake.add_pod("ml", "llama-2", "n2", {"app": "llama"})
     fake.add_pod("ml", "llama-3", "n3", {"app": "llama"}, ready=False)
@@ -307,7 +308,7 @@ def test_eviction_respects_pdb(fake: FakeKubernetes, http: httpx.Client) -> None
     assert http.post(path, json=body).status_code == 404
 
 
-def test_eviction_max_unavailable(fake: FakeKubernetes, http: httpx.Client) -> None:
+def test_eviction_max_unavailable(fake: KubernetesStandIn, http: httpx.Client) -> None:
     for i in range(3):
         fake.add_pod("ml", f"p{i}", "n1", {"app": "x"})
     fake.add_pdb("ml", "x", {"app": "x"}, max_unavailable=1)
@@ -318,7 +319,7 @@ def test_eviction_max_unavailable(fake: FakeKubernetes, http: httpx.Client) -> N
     assert http.post(url.format("p1"), json={"metadata": {"name": "p1"}}).status_code == 429
 
 
-def test_requests_are_recorded(fake: FakeKubernetes, http: httpx.Client) -> None:
+def test_requests_are_recorded(fake: KubernetesStandIn, http: httpx.Client) -> None:
     fake.clear_requests()
     http.get(f"{DEP}/llama", params={"x": "1"})
     (req,) = fake.requests

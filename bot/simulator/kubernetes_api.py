@@ -1,16 +1,16 @@
-"""A local fake Kubernetes API server: real HTTP, JSON shaped like the real API's.
+"""A Kubernetes API stand-in: real HTTP, JSON shaped like the real API's.
 
-`FakeKubernetes` is an aiohttp server on 127.0.0.1 (a free port) running on its own thread
-and event loop, so synchronous and asynchronous tests can both use it (point lightkube at
-:attr:`FakeKubernetes.url` with a bearer token). It implements what the bot's actions use,
-with the API's semantics:
+`KubernetesStandIn` is an aiohttp server on 127.0.0.1 (a free port) running on its own
+thread and event loop, so synchronous and asynchronous code can both use it (point lightkube
+at :attr:`KubernetesStandIn.url` with a bearer token). The demo's fleet twin and the tests
+both run on it. It implements what the bot's actions use, with the API's semantics:
 
 * CRUD on pods, nodes, deployments, replicasets, statefulsets, HPAs (autoscaling/v2),
   PodDisruptionBudgets (policy/v1) and KEDA ScaledObjects (keda.sh/v1alpha1), at the real
   paths; lists honour ``labelSelector`` and ``fieldSelector``;
 * ``resourceVersion`` (a global counter, as a string), ``uid``, ``creationTimestamp`` and
   ``generation`` (bumped when ``spec`` changes); PUT/PATCH with a stale
-  ``metadata.resourceVersion`` answers 409 Conflict; :meth:`FakeKubernetes.conflict_next`
+  ``metadata.resourceVersion`` answers 409 Conflict; :meth:`KubernetesStandIn.conflict_next`
   injects one;
 * PATCH as JSON merge patch, strategic merge patch (treated as merge) and JSON patch;
 * ``?dryRun=All``: validated and answered, nothing stored;
@@ -32,7 +32,7 @@ with the API's semantics:
   ``"deployments/scale"`` for subresources, ``"*"`` wildcards); refusals are 403 Status
   objects worded like the API server's; an unknown token is 401.
 
-Every request is recorded in :attr:`FakeKubernetes.requests`.
+Every request is recorded in :attr:`KubernetesStandIn.requests`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from aiohttp import web
 
 from bot.simulator.serving import BackgroundServer, StartStop
 
-ADMIN_TOKEN = "fake-admin-token"
+ADMIN_TOKEN = "stand-in-admin-token"
 ADMIN_USER = "kubernetes-admin"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 ROLLOUT_REVISION_ANNOTATION = "rollout.argoproj.io/revision"
@@ -328,7 +328,7 @@ class _Grant:
         return any(v in (verb, "*") and r in (resource, "*") for v, r in self.rules)
 
 
-class FakeKubernetes(StartStop):
+class KubernetesStandIn(StartStop):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], Obj] = {}
@@ -345,13 +345,13 @@ class FakeKubernetes(StartStop):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> FakeKubernetes:
+    def start(self) -> KubernetesStandIn:
         if self._server is not None:
-            raise RuntimeError("FakeKubernetes already started")
+            raise RuntimeError("KubernetesStandIn already started")
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._server = BackgroundServer(
-            app, name="FakeKubernetes", timeout=10.0, shutdown_timeout=1.0
+            app, name="KubernetesStandIn", timeout=10.0, shutdown_timeout=1.0
         ).start()
         self._port = self._server.port
         return self
@@ -364,7 +364,7 @@ class FakeKubernetes(StartStop):
     @property
     def url(self) -> str:
         if not self._port:
-            raise RuntimeError("FakeKubernetes is not running; call start()")
+            raise RuntimeError("KubernetesStandIn is not running; call start()")
         return f"http://127.0.0.1:{self._port}"
 
     # -- test controls -----------------------------------------------------------------
