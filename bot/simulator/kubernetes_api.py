@@ -39,29 +39,38 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime as dt
-import hashlib
 import json
-import math
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from bot.simulator.kube_objects import (
+    REVISION_ANNOTATION,
+    ROLLOUT_HASH_LABEL,
+    ROLLOUT_REVISION_ANNOTATION,
+    ApiFailure,
+    Obj,
+    field_selector_matches,
+    json_patch,
+    label_selector_matches,
+    match_label_selector,
+    merge_patch,
+    now_iso,
+    pod_ready,
+    scaled_count,
+    status_body,
+    template_hash,
+)
+from bot.simulator.kube_seeding import Seeding
 from bot.simulator.serving import BackgroundServer, StartStop
 
 ADMIN_TOKEN = "stand-in-admin-token"
 ADMIN_USER = "kubernetes-admin"
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-ROLLOUT_REVISION_ANNOTATION = "rollout.argoproj.io/revision"
-ROLLOUT_HASH_LABEL = "rollouts-pod-template-hash"
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -117,205 +126,6 @@ class RecordedRequest:
     status: int = 0
 
 
-class ApiFailure(Exception):
-    """Raised inside handlers; becomes a ``Status`` response."""
-
-    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.details = details
-
-
-def status_body(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:
-    body: Obj = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if details:
-        body["details"] = details
-    return body
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result: Obj = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _pointer(path: str) -> list[str]:
-    if not path.startswith("/"):
-        raise ApiFailure(422, "Invalid", f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def json_patch(target: Obj, ops: Any) -> Obj:
-    """RFC 6902 (add, remove, replace, test)."""
-    if not isinstance(ops, list):
-        raise ApiFailure(400, "BadRequest", "json patch must be a list of operations")
-    doc = copy.deepcopy(target)
-    for op in ops:
-        parts = _pointer(str(op.get("path", "")))
-        parent: Any = doc
-        for part in parts[:-1]:
-            parent = parent[int(part)] if isinstance(parent, list) else parent.get(part)
-            if parent is None:
-                raise ApiFailure(422, "Invalid", f"path {op.get('path')} does not exist")
-        last = parts[-1]
-        kind = op.get("op")
-        if kind in ("add", "replace"):
-            if isinstance(parent, list):
-                idx = len(parent) if last == "-" else int(last)
-                if kind == "add":
-                    parent.insert(idx, op.get("value"))
-                else:
-                    parent[idx] = op.get("value")
-            else:
-                if kind == "replace" and last not in parent:
-                    raise ApiFailure(422, "Invalid", f"path {op.get('path')} does not exist")
-                parent[last] = op.get("value")
-        elif kind == "remove":
-            if isinstance(parent, list):
-                parent.pop(int(last))
-            elif last in parent:
-                del parent[last]
-            else:
-                raise ApiFailure(422, "Invalid", f"path {op.get('path')} does not exist")
-        elif kind == "test":
-            have = parent[int(last)] if isinstance(parent, list) else parent.get(last)
-            if have != op.get("value"):
-                raise ApiFailure(422, "Invalid", f"test operation failed at {op.get('path')}")
-        else:
-            raise ApiFailure(400, "BadRequest", f"unsupported json patch op {kind!r}")
-    return doc
-
-
-# --- selectors ---------------------------------------------------------------------------
-
-
-def _split_selector(text: str) -> list[str]:
-    parts: list[str] = []
-    depth = 0
-    cur = ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        parts.append(cur.strip())
-    return parts
-
-
-_SET_EXPR = re.compile(r"^(?P<key>[^\s!=]+)\s+(?P<op>in|notin)\s+\((?P<vals>[^)]*)\)$")
-
-
-def label_selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
-    for term in _split_selector(selector):
-        if m := _SET_EXPR.match(term):
-            vals = {v.strip() for v in m.group("vals").split(",") if v.strip()}
-            have = labels.get(m.group("key"))
-            if m.group("op") == "in" and have not in vals:
-                return False
-            if m.group("op") == "notin" and have in vals:
-                return False
-        elif "!=" in term:
-            key, val = term.split("!=", 1)
-            if labels.get(key.strip()) == val.strip():
-                return False
-        elif "=" in term:
-            key, val = re.split(r"==?", term, maxsplit=1)
-            if labels.get(key.strip()) != val.strip():
-                return False
-        elif term.startswith("!"):
-            if term[1:].strip() in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def match_label_selector(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A ``LabelSelector`` object (matchLabels + matchExpressions); empty matches all."""
-    if not selector:
-        return True
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], set(expr.get("values") or [])
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
-def _field_value(obj: Obj, path: str) -> str:
-    cur: Any = obj
-    for part in path.split("."):
-        cur = cur.get(part) if isinstance(cur, dict) else None
-    if cur is None:
-        return ""
-    if isinstance(cur, bool):
-        return "true" if cur else "false"
-    return str(cur)
-
-
-def field_selector_matches(selector: str, obj: Obj) -> bool:
-    for term in _split_selector(selector):
-        if "!=" in term:
-            key, val = term.split("!=", 1)
-            if _field_value(obj, key.strip()) == val.strip():
-                return False
-        else:
-            key, val = re.split(r"==?", term, maxsplit=1)
-            if _field_value(obj, key.strip()) != val.strip():
-                return False
-    return True
-
-
-def pod_ready(pod: Obj) -> bool:
-    if pod.get("metadata", {}).get("deletionTimestamp"):
-        return False
-    for cond in pod.get("status", {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return bool(cond.get("status") == "True")
-    return False
-
-
-def _scaled(value: Any, total: int) -> int:
-    if isinstance(value, str) and value.endswith("%"):
-        return math.ceil(int(value[:-1]) * total / 100)
-    return int(value)
-
-
 # --- the server --------------------------------------------------------------------------
 
 
@@ -328,7 +138,7 @@ class _Grant:
         return any(v in (verb, "*") and r in (resource, "*") for v, r in self.rules)
 
 
-class KubernetesStandIn(StartStop):
+class KubernetesStandIn(Seeding, StartStop):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], Obj] = {}
@@ -465,208 +275,6 @@ class KubernetesStandIn(StartStop):
             ]
             pod["metadata"]["resourceVersion"] = self._bump()
 
-    # -- seeding helpers ---------------------------------------------------------------
-
-    def add_deployment(
-        self,
-        namespace: str,
-        name: str,
-        image: str,
-        replicas: int = 1,
-        revisions: Sequence[str] = (),
-        labels: Mapping[str, str] | None = None,
-    ) -> Obj:
-        """A deployment whose rollout history is ``revisions`` (oldest first) then ``image``."""
-        labels = dict(labels or {"app": name})
-        images = [*revisions, image]
-        obj: Obj = {}
-        for img in images:
-            obj = self.put_object(
-                "deployments",
-                {
-                    "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                    "spec": {
-                        "replicas": replicas,
-                        "selector": {"matchLabels": labels},
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {"containers": [{"name": "vllm", "image": img}]},
-                        },
-                    },
-                },
-            )
-        return obj
-
-    def add_rollout(
-        self,
-        namespace: str,
-        name: str,
-        image: str,
-        replicas: int = 1,
-        revisions: Sequence[str] = (),
-        labels: Mapping[str, str] | None = None,
-    ) -> Obj:
-        """An Argo Rollout (canary) whose history is ``revisions`` (oldest first) then ``image``."""
-        labels = dict(labels or {"app": name})
-        obj: Obj = {}
-        for img in [*revisions, image]:
-            obj = self.put_object(
-                "rollouts",
-                {
-                    "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                    "spec": {
-                        "replicas": replicas,
-                        "selector": {"matchLabels": labels},
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {"containers": [{"name": "vllm", "image": img}]},
-                        },
-                        "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}},
-                    },
-                },
-            )
-        return obj
-
-    def add_statefulset(self, namespace: str, name: str, image: str, replicas: int = 1) -> Obj:
-        labels = {"app": name}
-        return self.put_object(
-            "statefulsets",
-            {
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                "spec": {
-                    "replicas": replicas,
-                    "serviceName": name,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {"containers": [{"name": "vllm", "image": image}]},
-                    },
-                },
-            },
-        )
-
-    def add_hpa(
-        self,
-        namespace: str,
-        name: str,
-        target_deployment: str,
-        min: int,
-        max: int,
-        kind: str = "Deployment",
-        owner: Obj | None = None,
-    ) -> Obj:
-        meta: Obj = {"name": name, "namespace": namespace}
-        if owner:
-            meta["ownerReferences"] = [owner]
-        return self.put_object(
-            "horizontalpodautoscalers",
-            {
-                "metadata": meta,
-                "spec": {
-                    "scaleTargetRef": {
-                        "apiVersion": "apps/v1",
-                        "kind": kind,
-                        "name": target_deployment,
-                    },
-                    "minReplicas": min,
-                    "maxReplicas": max,
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": 80},
-                            },
-                        }
-                    ],
-                },
-            },
-        )
-
-    def add_scaled_object(
-        self, namespace: str, name: str, target_deployment: str, min: int, max: int
-    ) -> Obj:
-        """A KEDA ScaledObject and the HPA (``keda-hpa-NAME``) KEDA creates for it."""
-        return self.put_object(
-            "scaledobjects",
-            {
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {
-                    "scaleTargetRef": {"name": target_deployment},
-                    "minReplicaCount": min,
-                    "maxReplicaCount": max,
-                    "triggers": [{"type": "prometheus", "metadata": {"threshold": "10"}}],
-                },
-            },
-        )
-
-    def add_node(self, name: str, unschedulable: bool = False) -> Obj:
-        return self.put_object(
-            "nodes",
-            {
-                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-                "spec": {"unschedulable": True} if unschedulable else {},
-                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-            },
-        )
-
-    def add_pod(
-        self,
-        namespace: str,
-        name: str,
-        node: str,
-        labels: Mapping[str, str] | None = None,
-        owner: tuple[str, str] | None = None,
-        ready: bool = True,
-        mirror: bool = False,
-    ) -> Obj:
-        """A running pod on ``node``; ``owner`` is ``(kind, name)``, e.g. ``("DaemonSet", "x")``."""
-        meta: Obj = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
-        if owner:
-            kind, owner_name = owner
-            api = "v1" if kind == "Node" else "apps/v1"
-            meta["ownerReferences"] = [
-                {
-                    "apiVersion": api,
-                    "kind": kind,
-                    "name": owner_name,
-                    "uid": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{kind}/{owner_name}")),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ]
-        if mirror:
-            meta["annotations"] = {MIRROR_ANNOTATION: hashlib.md5(name.encode()).hexdigest()}
-        return self.put_object(
-            "pods",
-            {
-                "metadata": meta,
-                "spec": {"nodeName": node, "containers": [{"name": "main", "image": "x"}]},
-                "status": {
-                    "phase": "Running",
-                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                },
-            },
-        )
-
-    def add_pdb(
-        self,
-        namespace: str,
-        name: str,
-        selector: Mapping[str, str],
-        min_available: int | str | None = None,
-        max_unavailable: int | str | None = None,
-    ) -> Obj:
-        spec: Obj = {"selector": {"matchLabels": dict(selector)}}
-        if min_available is not None:
-            spec["minAvailable"] = min_available
-        if max_unavailable is not None:
-            spec["maxUnavailable"] = max_unavailable
-        return self.put_object(
-            "poddisruptionbudgets",
-            {"metadata": {"name": name, "namespace": namespace}, "spec": spec},
-        )
-
     # -- storage -----------------------------------------------------------------------
 
     def _bump(self) -> str:
@@ -690,7 +298,7 @@ class KubernetesStandIn(StartStop):
             meta.pop("namespace", None)
         if old is None:
             meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = _now()
+            meta["creationTimestamp"] = now_iso()
             meta["generation"] = 1
         else:
             meta["uid"] = old["metadata"]["uid"]
@@ -816,7 +424,7 @@ class KubernetesStandIn(StartStop):
         spec = owner["spec"]
         replicas = int(spec.get("replicas", 1))
         template = copy.deepcopy(spec.get("template") or {})
-        tmpl_hash = _template_hash(template, hash_label)
+        tmpl_hash = template_hash(template, hash_label)
         owned = [
             rs
             for (p, rns, _), rs in self._objects.items()
@@ -1258,9 +866,9 @@ class KubernetesStandIn(StartStop):
             healthy = sum(1 for obj in matching if pod_ready(obj))
             spec = pdb["spec"]
             if "minAvailable" in spec:
-                desired = _scaled(spec["minAvailable"], expected)
+                desired = scaled_count(spec["minAvailable"], expected)
             elif "maxUnavailable" in spec:
-                desired = max(0, expected - _scaled(spec["maxUnavailable"], expected))
+                desired = max(0, expected - scaled_count(spec["maxUnavailable"], expected))
             else:
                 desired = 0
             allowed = healthy - desired
@@ -1296,12 +904,3 @@ class KubernetesStandIn(StartStop):
             "status": "Success",
             "code": 201,
         }
-
-
-def _template_hash(template: Obj, hash_label: str = "pod-template-hash") -> str:
-    """A stable pod-template-hash (ignoring an existing one), in the controller's alphabet."""
-    clean = copy.deepcopy(template)
-    (clean.get("metadata") or {}).get("labels", {}).pop(hash_label, None)
-    digest = hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).digest()
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(alphabet[b % len(alphabet)] for b in digest[:10])
