@@ -16,9 +16,14 @@ both run on it. It implements what the bot's actions use, with the API's semanti
 * ``?dryRun=All``: validated and answered, nothing stored;
 * the ``scale`` subresource of deployments, statefulsets, replicasets and rollouts;
 * a simplified deployment controller: a new pod template gets a ReplicaSet with
-  ``deployment.kubernetes.io/revision`` = max + 1 (an old template's ReplicaSet is
-  re-numbered, like ``kubectl rollout undo``), owned by the deployment, labelled with
-  ``pod-template-hash``; the deployment's revision annotation follows;
+  ``deployment.kubernetes.io/revision`` = max + 1 (an old template's ReplicaSet, found by
+  its template whatever its hash, is re-numbered, like ``kubectl rollout undo``), owned by
+  the deployment, labelled with ``pod-template-hash``; the deployment's revision annotation
+  follows;
+* with ``manage_pods=True``, the controllers that need pods (see
+  :class:`KubernetesStandIn`): ReplicaSets own pods, Deployments roll by readiness, HPAs
+  hold their targets; no scheduler or kubelet: whoever plays them binds pods and reports
+  readiness through :meth:`KubernetesStandIn.update`;
 * Argo Rollouts (argoproj.io/v1alpha1 ``rollouts``, with a ``scale`` subresource) and a
   simplified Argo Rollouts controller: like the deployment controller, a new pod template
   gets a ReplicaSet (owned by the Rollout, labelled ``rollouts-pod-template-hash``) with
@@ -32,24 +37,28 @@ both run on it. It implements what the bot's actions use, with the API's semanti
   ``"deployments/scale"`` for subresources, ``"*"`` wildcards); refusals are 403 Status
   objects worded like the API server's; an unknown token is 401.
 
-Every request is recorded in :attr:`KubernetesStandIn.requests`.
+Every request is recorded in :attr:`KubernetesStandIn.requests`. In-process callers read
+with ``get``/``list``, write with ``put_object``/``update``/``delete_object``, restore a
+consistent set of objects with ``load``, and hear of every change with ``subscribe``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from bot.simulator.kube_objects import (
+    HASH_LABEL,
     REVISION_ANNOTATION,
     ROLLOUT_HASH_LABEL,
     ROLLOUT_REVISION_ANNOTATION,
@@ -62,14 +71,26 @@ from bot.simulator.kube_objects import (
     merge_patch,
     now_iso,
     pod_ready,
+    same_template,
     scaled_count,
     status_body,
     template_hash,
 )
 from bot.simulator.kube_seeding import Seeding
+from bot.simulator.kube_workloads import (
+    Counts,
+    held_replicas,
+    owner_uid,
+    pod_for,
+    ready_count,
+    removal_order,
+    rolling_bounds,
+    rollout_step,
+)
 from bot.simulator.serving import BackgroundServer, StartStop
 
 ADMIN_TOKEN = "stand-in-admin-token"
+Objs = list[Obj]  # (the stand-in's own ``list`` method shadows the builtin in its body)
 ADMIN_USER = "kubernetes-admin"
 
 
@@ -139,11 +160,21 @@ class _Grant:
 
 
 class KubernetesStandIn(Seeding, StartStop):
-    def __init__(self) -> None:
+    """The API server. ``manage_pods=True`` runs the workload controllers that need pods:
+    ReplicaSets create and delete theirs (unscheduled: a scheduler binds them, see
+    :meth:`update`), Deployments roll from one template to the next by their pods'
+    readiness (maxSurge / maxUnavailable), HPAs hold their target within their bounds.
+    Without it, workloads report every replica ready and have no pods (what most tests
+    want). ``admin_token`` may do everything."""
+
+    def __init__(self, *, manage_pods: bool = False, admin_token: str = ADMIN_TOKEN) -> None:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], Obj] = {}
         self._rv = 1000
-        self._grants: dict[str, _Grant] = {ADMIN_TOKEN: _Grant(ADMIN_USER, {("*", "*")})}
+        self._manage_pods = manage_pods
+        self._changed = False
+        self._observers: list[Callable[[], None]] = []
+        self._grants: dict[str, _Grant] = {admin_token: _Grant(ADMIN_USER, {("*", "*")})}
         self._conflicts: dict[str, int] = {}
         # the API server failing: (status, remaining or None, path prefix, only writes)
         self._outage: tuple[int, int | None, str, bool] | None = None
@@ -255,7 +286,7 @@ class KubernetesStandIn(Seeding, StartStop):
     def put_object(self, plural: str, obj: Obj) -> Obj:
         """Create or overwrite an object as the API would store it (runs the controllers)."""
         rt = RESOURCES[plural]
-        with self._lock:
+        with self._change():
             ns = obj.get("metadata", {}).get("namespace", "") if rt.namespaced else ""
             key = (plural, ns, obj["metadata"]["name"])
             old = self._objects.get(key)
@@ -263,22 +294,78 @@ class KubernetesStandIn(Seeding, StartStop):
             return copy.deepcopy(stored)
 
     def delete_object(self, plural: str, namespace: str | None, name: str) -> None:
-        with self._lock:
+        with self._change():
             self._objects.pop((plural, namespace or "", name), None)
             self._bump()
 
     def set_pod_ready(self, namespace: str, name: str, ready: bool = True) -> None:
-        with self._lock:
+        with self._change():
             pod = self._objects[("pods", namespace, name)]
             pod["status"]["conditions"] = [
                 {"type": "Ready", "status": "True" if ready else "False"}
             ]
             pod["metadata"]["resourceVersion"] = self._bump()
 
+    def update(
+        self, plural: str, namespace: str | None, name: str, change: Callable[[Obj], None]
+    ) -> Obj | None:
+        """Change an object in place as a controller would (``change`` edits a copy, which
+        is stored and returned); None when it no longer exists, so a deleted object is
+        never brought back."""
+        rt = RESOURCES[plural]
+        key = (plural, namespace or "", name)
+        with self._change():
+            current = self._objects.get(key)
+            if current is None:
+                return None
+            new = copy.deepcopy(current)
+            change(new)
+            if new == current:
+                return copy.deepcopy(current)
+            return copy.deepcopy(self._store(rt, key, new, current))
+
+    def load(self, objects: Iterable[tuple[str, Obj]]) -> None:
+        """Store ``(plural, object)`` pairs exactly as given, as a restore from a backup
+        does: server fields are filled in where missing, no controller runs on them
+        (they must already agree with each other)."""
+        with self._change():
+            for plural, given in objects:
+                rt = RESOURCES[plural]
+                obj = copy.deepcopy(given)
+                meta = obj.setdefault("metadata", {})
+                if not rt.namespaced:
+                    meta.pop("namespace", None)
+                meta.setdefault("uid", str(uuid.uuid4()))
+                meta.setdefault("creationTimestamp", now_iso())
+                meta.setdefault("generation", 1)
+                meta["resourceVersion"] = self._bump()
+                self._objects[(plural, meta.get("namespace", ""), meta["name"])] = obj
+
+    def subscribe(self, observer: Callable[[], None]) -> None:
+        """Call ``observer`` after every committed change, on the writer's thread and
+        outside the stand-in's lock; it should be quick (e.g. set an event)."""
+        with self._lock:
+            self._observers.append(observer)
+
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[None]:
+        """One write from outside (a request, a public mutator): the controllers settle
+        what it started, then observers hear of it."""
+        with self._lock:
+            yield
+            if self._changed and self._manage_pods:
+                self._settle()
+            changed, self._changed = self._changed, False
+            observers = list(self._observers)
+        if changed:
+            for observer in observers:
+                observer()
+
     # -- storage -----------------------------------------------------------------------
 
     def _bump(self) -> str:
         self._rv += 1
+        self._changed = True
         return str(self._rv)
 
     def _store(
@@ -316,7 +403,7 @@ class KubernetesStandIn(Seeding, StartStop):
             self._deployment_controller(obj, dry_run)
         elif rt.plural == "rollouts":
             self._rollout_controller(obj, dry_run)
-        elif rt.plural in ("statefulsets", "replicasets"):
+        elif rt.plural == "statefulsets" or (rt.plural == "replicasets" and not self._manage_pods):
             replicas = int(obj["spec"].get("replicas", 1))
             obj.setdefault("status", {}).update(
                 {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas}
@@ -374,11 +461,11 @@ class KubernetesStandIn(Seeding, StartStop):
 
     def _deployment_controller(self, dep: Obj, dry_run: bool) -> None:
         self._replicaset_controller(
-            dep, dry_run, "Deployment", "apps/v1", REVISION_ANNOTATION, "pod-template-hash"
+            dep, dry_run, "Deployment", "apps/v1", REVISION_ANNOTATION, HASH_LABEL
         )
         dep["status"] = {
+            **(dep.get("status") or {} if self._manage_pods else self._replica_status(dep)),
             "observedGeneration": dep["metadata"].get("generation", 1),
-            **self._replica_status(dep),
         }
 
     def _rollout_controller(self, ro: Obj, dry_run: bool) -> None:
@@ -392,8 +479,8 @@ class KubernetesStandIn(Seeding, StartStop):
             ROLLOUT_HASH_LABEL,
         )
         ro["status"] = {
+            **(ro.get("status") or {} if self._manage_pods else self._replica_status(ro)),
             "observedGeneration": str(ro["metadata"].get("generation", 1)),
-            **self._replica_status(ro),
             "currentPodHash": tmpl_hash,
             "stableRS": tmpl_hash,
             "phase": "Healthy",
@@ -424,7 +511,6 @@ class KubernetesStandIn(Seeding, StartStop):
         spec = owner["spec"]
         replicas = int(spec.get("replicas", 1))
         template = copy.deepcopy(spec.get("template") or {})
-        tmpl_hash = template_hash(template, hash_label)
         owned = [
             rs
             for (p, rns, _), rs in self._objects.items()
@@ -439,22 +525,31 @@ class KubernetesStandIn(Seeding, StartStop):
             int(rs["metadata"].get("annotations", {}).get(revision_annotation, "0")) for rs in owned
         ]
         top = max(revisions, default=0)
+        # Found by template, not by hash: a ReplicaSet made under another hash is adopted.
         current = next(
-            (rs for rs in owned if rs["metadata"]["labels"].get(hash_label) == tmpl_hash),
+            (
+                rs
+                for rs in owned
+                if same_template((rs.get("spec") or {}).get("template") or {}, template, hash_label)
+            ),
             None,
         )
         if current is not None:
+            tmpl_hash = current["metadata"]["labels"][hash_label]
             revision = int(current["metadata"]["annotations"][revision_annotation])
             if revision != top:
                 revision = top + 1
         else:
+            tmpl_hash = template_hash(template, hash_label)
             revision = top + 1
         annotations = meta.setdefault("annotations", {})
         annotations[revision_annotation] = str(revision)
         if dry_run:
             return revision, tmpl_hash
+        if self._manage_pods:  # the rolling update moves the counts (_settle)
+            replicas = int(current["spec"].get("replicas", 0)) if current else 0
         for rs in owned:
-            if rs is current:
+            if rs is current or self._manage_pods:
                 continue
             if rs["spec"].get("replicas", 0) != 0:
                 rs["spec"]["replicas"] = 0
@@ -468,9 +563,10 @@ class KubernetesStandIn(Seeding, StartStop):
         rs_template.setdefault("metadata", {})["labels"] = dict(rs_labels)
         selector = copy.deepcopy(spec.get("selector") or {})
         selector.setdefault("matchLabels", {})[hash_label] = tmpl_hash
+        rs_name = current["metadata"]["name"] if current else f"{name}-{tmpl_hash}"
         rs_obj: Obj = {
             "metadata": {
-                "name": f"{name}-{tmpl_hash}",
+                "name": rs_name,
                 "namespace": ns,
                 "labels": rs_labels,
                 "annotations": {revision_annotation: str(revision)},
@@ -487,7 +583,7 @@ class KubernetesStandIn(Seeding, StartStop):
             },
             "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
         }
-        key = ("replicasets", ns, f"{name}-{tmpl_hash}")
+        key = ("replicasets", ns, rs_name)
         old = self._objects.get(key)
         if (
             old is not None
@@ -497,6 +593,144 @@ class KubernetesStandIn(Seeding, StartStop):
             return revision, tmpl_hash
         self._store(RESOURCES["replicasets"], key, rs_obj, old)
         return revision, tmpl_hash
+
+    # -- controllers that need pods (manage_pods) --------------------------------------
+
+    _OWNERS = (
+        ("deployments", "Deployment", HASH_LABEL),
+        ("rollouts", "Rollout", ROLLOUT_HASH_LABEL),
+    )
+
+    def _settle(self) -> None:
+        """Run the controllers until nothing changes: HPAs hold their targets, rolling
+        updates take their next step, ReplicaSets reach their pod counts, statuses follow."""
+        for _ in range(50):
+            before = self._rv
+            for hpa in self._of("horizontalpodautoscalers"):
+                self._hold(hpa)
+            for plural, kind, hash_label in self._OWNERS:
+                for owner in self._of(plural):
+                    self._roll(plural, kind, hash_label, owner)
+            pods = self._pods_by_owner()
+            for rs in self._of("replicasets"):
+                self._reconcile_pods(rs, pods.get(rs["metadata"]["uid"], []))
+            if self._rv == before:
+                return
+
+    def _of(self, plural: str) -> Objs:
+        return [o for (p, _, _), o in sorted(self._objects.items()) if p == plural]
+
+    def _pods_by_owner(self) -> dict[str, Objs]:
+        found: dict[str, Objs] = {}
+        for pod in self._of("pods"):
+            uid = owner_uid(pod, "ReplicaSet")
+            if uid is not None:
+                found.setdefault(uid, []).append(pod)
+        return found
+
+    def _hold(self, hpa: Obj) -> None:
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        plural = {"Deployment": "deployments", "Rollout": "rollouts"}.get(ref.get("kind", ""))
+        key = (plural or "", hpa["metadata"]["namespace"], ref.get("name", ""))
+        target = self._objects.get(key)
+        if plural is None or target is None:
+            return
+        replicas = int(target["spec"].get("replicas", 1))
+        held = held_replicas(hpa, replicas)
+        status = {"currentReplicas": replicas, "desiredReplicas": held}
+        if hpa.get("status") != status:
+            hpa["status"] = status
+            hpa["metadata"]["resourceVersion"] = self._bump()
+        if held != replicas:
+            new = copy.deepcopy(target)
+            new["spec"]["replicas"] = held
+            self._store(RESOURCES[plural], key, new, target)
+
+    def _owned_replicasets(self, owner: Obj, kind: str) -> Objs:
+        uid, ns = owner["metadata"]["uid"], owner["metadata"]["namespace"]
+        return [
+            rs
+            for rs in self._of("replicasets")
+            if rs["metadata"]["namespace"] == ns and owner_uid(rs, kind) == uid
+        ]
+
+    def _roll(self, plural: str, kind: str, hash_label: str, owner: Obj) -> None:
+        """One step of the rolling update from the old ReplicaSets to the template's."""
+        template = owner["spec"].get("template") or {}
+        owned = self._owned_replicasets(owner, kind)
+        new = next(
+            (
+                rs
+                for rs in owned
+                if same_template(rs["spec"].get("template") or {}, template, hash_label)
+            ),
+            None,
+        )
+        if new is None:
+            return
+        revision = REVISION_ANNOTATION if kind == "Deployment" else ROLLOUT_REVISION_ANNOTATION
+        olds = sorted(
+            (rs for rs in owned if rs is not new),
+            key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(revision, "0")),
+        )
+        pods = self._pods_by_owner()
+
+        def counts(rs: Obj) -> Counts:
+            return Counts(
+                int(rs["spec"].get("replicas", 0)), ready_count(pods.get(rs["metadata"]["uid"], []))
+            )
+
+        desired = int(owner["spec"].get("replicas", 1))
+        surge, unavailable = rolling_bounds(owner["spec"].get("strategy"), desired)
+        new_target, old_targets = rollout_step(
+            desired, counts(new), [counts(rs) for rs in olds], surge, unavailable
+        )
+        for rs, target in ((new, new_target), *zip(olds, old_targets, strict=True)):
+            if int(rs["spec"].get("replicas", 0)) != target:
+                changed = copy.deepcopy(rs)
+                changed["spec"]["replicas"] = target
+                key = ("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"])
+                self._store(RESOURCES["replicasets"], key, changed, rs)
+        all_pods = [p for rs in owned for p in pods.get(rs["metadata"]["uid"], [])]
+        updated = pods.get(new["metadata"]["uid"], [])
+        status = {
+            **(owner.get("status") or {}),
+            "replicas": len(all_pods),
+            "updatedReplicas": len(updated),
+            "readyReplicas": ready_count(all_pods),
+            "availableReplicas": ready_count(all_pods),
+        }
+        if owner.get("status") != status:
+            owner["status"] = status
+            owner["metadata"]["resourceVersion"] = self._bump()
+
+    def _reconcile_pods(self, rs: Obj, pods: Objs) -> None:
+        """Create or delete pods until ``rs`` has as many as its spec asks for."""
+        ns = rs["metadata"]["namespace"]
+        want = int(rs["spec"].get("replicas", 0))
+        if len(pods) < want:
+            taken = {name for (p, _, name) in self._objects if p == "pods"}
+            for _ in range(want - len(pods)):
+                pod = pod_for(rs, taken)
+                name = pod["metadata"]["name"]
+                taken.add(name)
+                self._store(RESOURCES["pods"], ("pods", ns, name), pod, None)
+                pods = [*pods, self._objects[("pods", ns, name)]]
+        elif len(pods) > want:
+            for pod in removal_order(pods)[: len(pods) - want]:
+                del self._objects[("pods", ns, pod["metadata"]["name"])]
+                self._bump()
+            pods = [p for p in pods if ("pods", ns, p["metadata"]["name"]) in self._objects]
+        ready = ready_count(pods)
+        status = {
+            "replicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
+        if rs.get("status") != status:
+            rs["status"] = status
+            rs["metadata"]["resourceVersion"] = self._bump()
 
     def _keda_operator(self, so: Obj) -> None:
         meta = so["metadata"]
@@ -552,7 +786,7 @@ class KubernetesStandIn(Seeding, StartStop):
         )
         if self._hang_s and not (self._hang_writes_only and request.method == "GET"):
             await asyncio.sleep(self._hang_s)  # an API server too slow to answer in time
-        with self._lock:
+        with self._change():
             self._requests.append(record)
             try:
                 self._maybe_fail(request)
