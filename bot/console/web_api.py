@@ -76,7 +76,7 @@ def _flag(body: Mapping[str, Any], key: str) -> bool:
 
 
 @dataclass(frozen=True)
-class _Origin:
+class Origin:
     """Where a trigger_id or response_url was issued: who acted, in which channel, on what."""
 
     user: str | None = None
@@ -137,10 +137,10 @@ class WebApi:
         self._upload_tickets: dict[str, str] = {}
         self._views: dict[str, View] = {}
         self._used_triggers: set[str] = set()
-        self._triggers: dict[str, _Origin] = {}
+        self._triggers: dict[str, Origin] = {}
         self._responses: list[ResponsePost] = []
         self._response_uses: dict[str, tuple[float, int]] = {}
-        self._response_origins: dict[str, _Origin] = {}
+        self._response_origins: dict[str, Origin] = {}
         self._channels: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._last_ts_us = 0
@@ -205,7 +205,7 @@ class WebApi:
         rid = uuid.uuid4().hex
         if user is not None and channel is not None:
             with self._lock:
-                self._response_origins[rid] = _Origin(
+                self._response_origins[rid] = Origin(
                     user, channel, message_ts, thread_ts, is_ephemeral
                 )
         return f"{self.base_url}/response/{rid}"
@@ -216,7 +216,7 @@ class WebApi:
         trigger = make_trigger_id()
         if user is not None:
             with self._lock:
-                self._triggers[trigger] = _Origin(user, channel)
+                self._triggers[trigger] = Origin(user, channel)
         return trigger
 
     # -- changes -------------------------------------------------------------
@@ -231,6 +231,10 @@ class WebApi:
         """Call ``callback`` after every change, from the changing thread (keep it quick)."""
         with self._lock:
             self._watchers.append(callback)
+
+    def touch(self) -> None:
+        """Tell the watchers something shown alongside the workspace changed."""
+        self._changed()
 
     def _changed(self) -> None:
         with self._lock:
@@ -694,7 +698,7 @@ class WebApi:
         self._used_triggers.add(trigger_id)
         vid = random_id("V")
         body = self._view_json(view, vid, vid)
-        origin = self._triggers.get(trigger_id, _Origin())
+        origin = self._triggers.get(trigger_id, Origin())
         self._views[vid] = View(
             vid,
             body,
@@ -896,7 +900,7 @@ class WebApi:
         self._changed()
         return status, text
 
-    def _respond(self, origin: _Origin, body: Mapping[str, Any]) -> None:
+    def _respond(self, origin: Origin, body: Mapping[str, Any]) -> None:
         """Show a response_url post as Slack does (lock held)."""
         assert origin.channel is not None and origin.user is not None
         text = str(body.get("text") or "")
@@ -945,6 +949,31 @@ class WebApi:
         )
 
     # -- what people do in the workspace -------------------------------------
+
+    def origin_of_trigger(self, trigger_id: str) -> Origin | None:
+        with self._lock:
+            return self._triggers.get(trigger_id)
+
+    def origin_of_response(self, rid: str) -> Origin | None:
+        with self._lock:
+            return self._response_origins.get(rid)
+
+    def message_json(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """A message as Slack shows it to an app (conversations.history's form)."""
+        with self._lock:
+            message = self._messages.get((channel, ts))
+            return self._message_json(message) if message is not None else None
+
+    def reply(self, origin: Origin, body: Mapping[str, Any]) -> list[str]:
+        """Show an app's immediate answer to a command as Slack does (an ephemeral reply
+        unless ``in_channel``); the Block Kit errors when Slack would refuse it."""
+        blocks = body.get("blocks")
+        errors = validate_blocks(blocks) if isinstance(blocks, list) else []
+        if not errors:
+            with self._lock:
+                self._respond(origin, body)
+            self._changed()
+        return errors
 
     def post_as_user(
         self, channel: str, user: str, text: str, thread_ts: str | None = None
