@@ -12,6 +12,7 @@ field errors; any other closes the modal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -165,13 +167,14 @@ class ScriptedBot(StartStop):
     def __init__(self, signing_secret: str) -> None:
         self.verifier = SignatureVerifier(signing_secret)
         self.client: AsyncWebClient | None = None
-        self.image_url = ""
+        self.image_url = ""  # the image block's URL in the ``blocks`` script
         self.status = 200  # what /slack/events answers (e.g. 500 to test a broken bot)
         self._received: list[Received] = []
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         app = web.Application()
         app.router.add_post("/slack/events", self._events)
+        app.router.add_get("/chart.png", self._chart)
         self._server = BackgroundServer(app, name="ScriptedBot", timeout=10, shutdown_timeout=1)
 
     def start(self) -> ScriptedBot:
@@ -187,6 +190,18 @@ class ScriptedBot(StartStop):
     @property
     def events_url(self) -> str:
         return f"{self._server.url}/slack/events"
+
+    @property
+    def chart_url(self) -> str:
+        """An image on a loopback address, which the console's page may load."""
+        return f"{self._server.url}/chart.png"
+
+    def forget(self) -> None:
+        with self._lock:
+            self._received.clear()
+
+    async def _chart(self, request: web.Request) -> web.Response:
+        return web.Response(body=png(), content_type="image/png")
 
     @property
     def received(self) -> list[Received]:
@@ -231,16 +246,17 @@ class ScriptedBot(StartStop):
         assert client is not None, "connect() the bot to the console first"
         channel, user, script = command["channel_id"], command["user_id"], command["text"]
         if script == "blocks":
-            blocks = rich_blocks(self.image_url)
+            blocks = rich_blocks(self.image_url or self.chart_url)
             await client.chat_postMessage(channel=channel, text="diagnosis", blocks=blocks)
         elif script == "xss":
-            text = "<script>window.pwned = 1</script> & <b>bold</b> *real bold*"
+            text = (
+                "<script>window.pwned = 1</script> <b>html</b> *real bold* "
+                "a &lt;tag&gt; &amp;amp; <https://example.com/x?a=1&amp;b=2|a link>"
+            )
             await client.chat_postMessage(channel=channel, text=text)
         elif script == "invalid":
-            await client.api_call(
-                "chat.postMessage",
-                json={"channel": channel, "text": "broken", "blocks": INVALID_BLOCKS},
-            )
+            with contextlib.suppress(SlackApiError):  # refused: the console shows it
+                await client.chat_postMessage(channel=channel, text="broken", blocks=INVALID_BLOCKS)
         elif script == "whisper":
             await client.chat_postEphemeral(channel=channel, user=user, text="just for you")
         elif script == "reply":

@@ -3,16 +3,19 @@ Slack sends it (signed), and what the app does shows in the state the page follo
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from aiohttp import web
+from bot_runner import BotRunner
 from console_bot import INVALID_BLOCKS, ScriptedBot
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -97,7 +100,6 @@ def test_an_ephemeral_is_shown_only_to_its_user(world: World) -> None:
 
 
 def test_a_button_click_sends_signed_block_actions_with_the_message(world: World) -> None:
-    world.bot.image_url = world.console.url + "/static/nothing.png"
     world.send("/vllm blocks")
     (message,) = wait_for(lambda: world.items("message"))
     actions_block = next(i for i, b in enumerate(message["blocks"]) if b["type"] == "actions")
@@ -285,3 +287,31 @@ def test_the_simulator_panel_is_proxied_and_a_missing_fleet_is_a_404() -> None:
         answer = httpx.get(console.url + "/console/simulator/scenario")
     assert answer.status_code == 502
     assert answer.json()["error"].startswith("the simulator at http://127.0.0.1:")
+
+
+def test_the_real_bot_answers_a_command_typed_in_the_console(tmp_path: Path) -> None:
+    with Console("http://127.0.0.1:9/", SECRET) as console:
+        bot = BotRunner(
+            slack_bot_token=console.bot_token,
+            slack_signing_secret=SECRET,
+            slack_api_url=console.api_url,
+            alerts_token="console-test-alerts",
+            default_channel=INCIDENTS.id,
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        )
+        console.events_url = f"{bot.url}/slack/events"
+        bot.start()
+        try:
+            with httpx.Client(base_url=console.url) as http:
+                body = {"user": ONCALL.id, "channel": INCIDENTS.id, "text": "/vllm help"}
+                assert http.post("/console/send", json=body).json() == {"ok": True}
+
+                def answer() -> list[dict[str, Any]]:
+                    state = http.get("/console/state", params={"user": ONCALL.id}).json()
+                    return [i for i in state["items"] if i["kind"] == "ephemeral"]
+
+                (reply,) = wait_for(answer, timeout=15)
+        finally:
+            bot.stop()
+    assert "diagnose" in json.dumps(reply["blocks"])
+    assert reply["channel"] == INCIDENTS.id

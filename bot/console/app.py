@@ -158,6 +158,12 @@ class Console(StartStop):
         """The bot's ``SLACK_BOT_TOKEN``: the only token this workspace accepts."""
         return self.workspace.token
 
+    def reset(self) -> None:
+        """Start over: no messages, files, modals or notices (people and channels stay)."""
+        with self._lock:
+            self._notices.clear()
+        self.workspace.reset()
+
     def notices(self) -> list[Notice]:
         with self._lock:
             return list(self._notices)
