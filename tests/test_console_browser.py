@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from aiohttp import web
 from console_bot import Received, ScriptedBot
 from playwright.sync_api import Page, expect
 from slack_sdk import WebClient
 
 from bot.console.app import Console
 from bot.console.personas import APPROVER, INCIDENTS, ONCALL
+from bot.simulator.serving import BackgroundServer
 
 pytest_plugins = ["browser"]  # the ``browser`` and ``page`` fixtures
 SECRET = "browser-test-signing-secret"
@@ -214,3 +216,60 @@ def test_a_bot_that_is_down_is_said_so(page: Page, stage: Stage) -> None:
         expect(page.get_by_test_id("composer-error")).to_contain_text("did not take the command")
     finally:
         stage.bot.status = 200
+
+
+def simulator_stand_in(with_fleet: bool) -> BackgroundServer:
+    """The simulator's index, scenario and (optionally) fleet endpoints."""
+    current = {"scenario": "healthy"}
+    routes = web.RouteTableDef()
+
+    @routes.get("/")
+    async def index(request: web.Request) -> web.Response:
+        return web.json_response({"scenarios": ["healthy", "xid_48"], **current})
+
+    @routes.get("/scenario")
+    async def truth(request: web.Request) -> web.Response:
+        return web.json_response({**current, "faulty_node": "node-2"})
+
+    @routes.post("/scenario")
+    async def switch(request: web.Request) -> web.Response:
+        current["scenario"] = (await request.json())["scenario"]
+        return web.json_response(current)
+
+    if with_fleet:
+
+        @routes.get("/fleet")
+        async def fleet(request: web.Request) -> web.Response:
+            deployments = [{"name": "llama", "replicas": 8, "revision": 3}]
+            return web.json_response({"deployments": deployments, "nodes": []})
+
+    app = web.Application()
+    app.add_routes(routes)
+    return BackgroundServer(app, name="simulator")
+
+
+def test_the_side_panel_switches_scenarios_and_shows_the_fleet(page: Page) -> None:
+    with (
+        simulator_stand_in(with_fleet=True) as sim,
+        Console("http://127.0.0.1:9/", SECRET, simulator_url=sim.url, prometheus_url=sim.url) as c,
+    ):
+        page.goto(c.url)
+        panel = page.get_by_test_id("side-panel")
+        expect(panel.get_by_test_id("link-prometheus")).to_have_attribute("href", sim.url)
+        expect(panel.get_by_test_id("scenario-healthy")).to_have_attribute("aria-pressed", "true")
+        expect(panel.get_by_test_id("fleet-panel").locator("td")).to_have_text(["llama", "8", "3"])
+        panel.get_by_test_id("scenario-xid_48").click()
+        expect(panel.get_by_test_id("scenario-xid_48")).to_have_attribute("aria-pressed", "true")
+        expect(panel.get_by_test_id("scenario-truth")).to_contain_text("xid_48")
+        expect(panel.get_by_test_id("scenario-truth")).to_contain_text("node-2")
+    with (
+        simulator_stand_in(with_fleet=False) as sim,
+        Console("http://127.0.0.1:9/", SECRET, simulator_url=sim.url) as c,
+    ):
+        page.goto(c.url)
+        expect(page.get_by_test_id("fleet-panel")).to_have_text(
+            "No fleet view: this simulator has no /fleet."
+        )
+        sim.stop()
+        page.get_by_test_id("fleet-refresh").click()
+        expect(page.get_by_test_id("simulator-error")).to_contain_text("did not answer")

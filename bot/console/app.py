@@ -134,6 +134,7 @@ class Console(StartStop):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     # -- lifecycle and addresses ---------------------------------------------
 
@@ -188,6 +189,7 @@ class Console(StartStop):
         self.workspace.watch(self._poke)
 
     async def _closing(self) -> None:
+        self._closed = True
         self._wake()  # long polls answer now rather than hold the shutdown up
         if self._session is not None:
             await self._session.close()
@@ -236,10 +238,11 @@ class Console(StartStop):
             after = -1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LONG_POLL_S
-        while self.workspace.revision <= after and self._changed is not None:
+        while self.workspace.revision <= after and not self._closed:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
+            assert self._changed is not None  # set at startup
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
         state = snapshot(self.workspace, self.notices(), viewer, self.default_channel.id)
