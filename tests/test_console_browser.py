@@ -126,6 +126,16 @@ def test_a_reply_shows_in_the_thread_pane(page: Page, stage: Stage) -> None:
     expect(pane).to_contain_text("chart below")
 
 
+def test_an_uploaded_chart_shows_as_an_image(page: Page, stage: Stage) -> None:
+    open_console(page, stage)
+    type_command(page, "/vllm chart")
+    chart = page.get_by_test_id("file").locator("img")
+    expect(chart).to_have_attribute("alt", "p99 latency")
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 40", arg=chart.element_handle()
+    )
+
+
 def test_a_confirm_dialog_comes_before_the_signed_click(page: Page, stage: Stage) -> None:
     open_console(page, stage)
     type_command(page, "/vllm confirm")

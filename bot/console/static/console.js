@@ -391,7 +391,7 @@
         item.messages?.length ? el("ul", {}, item.messages.map((m) => el("li", {}, m))) : null);
     }
     return el("div", { class: "item command", testid: "command-echo", "data-ts": item.ts },
-      el("span", { class: "meta" }, `${item.author}: `), item.text, el("span", { class: "only-you" }, " (only visible to you)"));
+      meta(item, el("span", { class: "only-you" }, " Only visible to you")), el("code", {}, item.text));
   }
 
   function renderFeed(container, items, inThread) {
