@@ -68,9 +68,16 @@ def lognormal_cdf(x: float, median: float, sigma: float) -> float:
     return 0.5 * (1.0 + math.erf(math.log(x / median) / (sigma * math.sqrt(2.0))))
 
 
-def step(profile: EngineProfile, waiting: float, load: float, dt: float) -> EngineState:
-    """Advance the queue by ``dt`` seconds at ``load`` times the profile's arrival rate."""
-    arrival = profile.arrival_rps * load
+def step(
+    profile: EngineProfile, waiting: float, load: float, dt: float, share: float = 1.0
+) -> EngineState:
+    """Advance the queue by ``dt`` seconds at ``load`` times the profile's arrival rate.
+
+    ``share``: this replica's part of its Deployment's demand relative to the nominal one
+    (fewer replicas serving → more each). A pinned KV floor eases in proportion when the
+    share drops: the sequences that filled the cache are spread over more replicas.
+    """
+    arrival = profile.arrival_rps * load * share
     prompt_mean = lognormal_mean(profile.prompt_median, profile.prompt_sigma)
     generation_mean = lognormal_mean(profile.generation_median, profile.generation_sigma)
     prompt_p99 = profile.prompt_median * math.exp(Z99 * profile.prompt_sigma)
@@ -110,7 +117,7 @@ def step(profile: EngineProfile, waiting: float, load: float, dt: float) -> Engi
     head_of_line_s = max(0.0, prompt_p99 - 8192) / profile.prefill_tokens_per_s
     kv_usage = min(1.0, running * (prompt_mean + generation_mean) / profile.kv_capacity_tokens)
     if profile.kv_floor is not None:
-        kv_usage = max(kv_usage, profile.kv_floor)
+        kv_usage = max(kv_usage, profile.kv_floor * min(1.0, share))
     preemptions = 0.0 if kv_usage < 0.92 else 40.0 * (kv_usage - 0.92) * (1 + running / 64)
     full_batch = profile.capacity_rps * service_s
     gpu_util = 100.0 * min(1.0, running / max(full_batch, 1e-6))

@@ -2,6 +2,11 @@
 
 State advances lazily: a replica or node integrates its counters up to ``now`` when it is
 scraped, so a large idle fleet costs nothing between scrapes.
+
+The fleet changes at run time: replicas join (on free GPUs of schedulable nodes) and leave
+(:meth:`Fleet.join`, :meth:`Fleet.leave`). A Deployment's demand stays what it was: it is
+spread over the replicas serving it, so more replicas means less load on each. Callers
+serialise changes (the simulator's lock).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import hashlib
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.simulator import catalog
@@ -18,6 +24,9 @@ from bot.simulator.engine import EngineProfile, EngineState, lognormal_cdf, logn
 REPLICA_PORT = 8000
 DCGM_PORT = 9400
 WARM_UP_S = 6 * 3600.0  # counters start as if the process had served for hours
+VLLM_IMAGE = "vllm/vllm-openai"
+CURRENT_VERSION = "v0.11.0"  # what the fleet runs; the rollout before it ran PREVIOUS_VERSION
+PREVIOUS_VERSION = "v0.10.2"
 
 
 class LogNormalHistogram:
@@ -66,6 +75,16 @@ class Gpu:
     ecc_sbe: float = 0.0
     ecc_dbe: float = 0.0
     ecc_sbe_per_s: float = 0.0
+    # An application Xid belongs to the process that hit it: it goes when the replica
+    # leaves the GPU. A hardware Xid stays until the GPU is reset.
+    xid_held_by_process: bool = False
+    reserved_for: str | None = None  # a pod starting on it (not serving yet)
+
+    @property
+    def allocatable(self) -> bool:
+        """Free, and healthy as the device plugin sees it (no hardware Xid, on the bus)."""
+        healthy = not self.fell_off_bus and (self.xid == 0 or self.xid_held_by_process)
+        return healthy and self.replica is None and self.reserved_for is None
 
 
 @dataclass
@@ -74,6 +93,7 @@ class Node:
     gpus: list[Gpu]
     legacy: bool  # dcgm-exporter ≤ 4.5 spells the host label `Hostname`
     last_advance: float = 0.0
+    schedulable: bool = True  # False once cordoned
 
     @property
     def instance(self) -> str:
@@ -90,6 +110,8 @@ class Replica:
     rng: random.Random
     gpus: list[Gpu] = field(default_factory=list)
     profile: EngineProfile = field(default_factory=EngineProfile)
+    image: str = f"{VLLM_IMAGE}:{CURRENT_VERSION}"
+    load_share: float = 1.0  # its Deployment's nominal replicas / those serving now
     crash_period_s: float | None = None  # crash loop: up for period - down, then down
     crash_down_s: float = 12.0
     crash_epoch: float = 0.0
@@ -106,6 +128,10 @@ class Replica:
     @property
     def instance(self) -> str:
         return f"{self.pod}:{REPLICA_PORT}"
+
+    @property
+    def node(self) -> str:
+        return self.gpus[0].node
 
     def restart(self, at: float) -> None:
         """A process restart: counters and histograms start again from zero."""
@@ -149,7 +175,7 @@ class Replica:
             life = (now - self.started_at) / max(self.crash_period_s - self.crash_down_s, 1.0)
             profile.kv_floor = min(0.99, 0.55 + 0.45 * life)
         waiting = self.state.waiting if self.state else 0.0
-        state = step(profile, waiting, self._load(now), dt)
+        state = step(profile, waiting, self._load(now), dt, share=self.load_share)
         if profile.scheduler_seq_cap is None:
             # requests finish one by one: the batch breathes around its mean
             state.running = min(profile.max_num_seqs, state.running * self.rng.uniform(0.95, 1.05))
@@ -228,12 +254,30 @@ def _token(
     return "".join(alphabet[b % len(alphabet)] for b in digest[:n])
 
 
+Condition = Callable[[Replica], None]
+
+
+def unchanged(replica: Replica) -> None:
+    return None
+
+
+@dataclass
+class Workload:
+    """What the cluster says about a Deployment (kept by the fleet twin)."""
+
+    desired: int
+    ready: int
+    revision: str
+    image: str
+
+
 @dataclass
 class Fleet:
     replicas: list[Replica]
     nodes: list[Node]
     namespace: str
     seed: int
+    gpus_per_replica: int = 1
 
     def replica(self, pod: str) -> Replica | None:
         return self._by_pod.get(pod)
@@ -244,10 +288,89 @@ class Fleet:
     def __post_init__(self) -> None:
         self._by_pod = {r.pod: r for r in self.replicas}
         self._by_node = {n.name: n for n in self.nodes}
+        self.models = {r.deployment: r.model for r in self.replicas}
+        # the demand of each Deployment, in replicas' worth at the profile's arrival rate
+        self.nominal = {d: sum(r.deployment == d for r in self.replicas) for d in self.models}
+        # the running scenario's conditions for replicas that join later (see scenarios)
+        self.conditions: Condition = unchanged
+        self.workloads: dict[str, Workload] = {}
 
     @property
     def deployments(self) -> list[str]:
-        return sorted({r.deployment for r in self.replicas})
+        return sorted(self.models)
+
+    def free_slot(self) -> list[Gpu] | None:
+        """GPUs for one more replica: the first schedulable node with enough allocatable
+        GPUs (a replica never spans nodes); None when the fleet is full."""
+        for node in self.nodes:
+            if node.schedulable:
+                free = [g for g in node.gpus if g.allocatable]
+                if len(free) >= self.gpus_per_replica:
+                    return free[: self.gpus_per_replica]
+        return None
+
+    def join(
+        self, pod: str, deployment: str, gpus: list[Gpu], now: float, image: str | None = None
+    ) -> Replica:
+        """A new replica of ``deployment`` starts serving on ``gpus`` (a fresh process)."""
+        if pod in self._by_pod:
+            raise ValueError(f"replica {pod} already serves")
+        rng = random.Random(f"{self.seed}/{pod}")
+        replica = Replica(
+            pod=pod,
+            deployment=deployment,
+            namespace=self.namespace,
+            model=self.models[deployment],
+            legacy=False,
+            rng=rng,
+            load_phase=rng.uniform(0, 2 * math.pi),
+            load_bias=rng.uniform(0.92, 1.08),
+            gpus=list(gpus),
+        )
+        if image is not None:
+            replica.image = image
+        for gpu in gpus:
+            gpu.replica, gpu.reserved_for = replica, None
+        replica.restart(now)
+        self.conditions(replica)
+        self.replicas.append(replica)
+        self._by_pod[pod] = replica
+        self.rebalance(deployment)
+        replica.advance(now)
+        return replica
+
+    def leave(self, pod: str) -> Replica | None:
+        """The replica stops (its pod is gone); its GPUs are free again."""
+        replica = self._by_pod.pop(pod, None)
+        if replica is None:
+            return None
+        self.replicas.remove(replica)
+        for gpu in replica.gpus:
+            gpu.replica = None
+            if gpu.xid_held_by_process:
+                gpu.xid, gpu.xid_held_by_process = 0, False
+        self.rebalance(replica.deployment)
+        return replica
+
+    def rebalance(self, deployment: str) -> None:
+        """Spread the Deployment's demand over the replicas serving it now."""
+        serving = [r for r in self.replicas if r.deployment == deployment]
+        for replica in serving:
+            replica.load_share = self.nominal.get(deployment, len(serving)) / len(serving)
+
+
+def _node(seed: int, n: int, gpus_per_node: int, legacy: bool) -> Node:
+    name = f"gpu-node-{n + 1:03d}"
+    gpus = [
+        Gpu(
+            node=name,
+            index=g,
+            uuid="GPU-" + hashlib.sha256(f"{seed}/{name}/{g}".encode()).hexdigest()[:32],
+            pci_bus_id=f"00000000:{0x18 + 0x10 * g:02X}:00.0",
+        )
+        for g in range(gpus_per_node)
+    ]
+    return Node(name=name, gpus=gpus, legacy=legacy)
 
 
 def build_fleet(
@@ -259,11 +382,13 @@ def build_fleet(
     namespace: str = "inference",
     legacy_fraction: float = 0.0,
     seed: int = 0,
+    spare_nodes: int = 0,
     now: float,
 ) -> Fleet:
     """Place ``replicas`` engines of ``gpus_per_replica`` GPUs on nodes of ``gpus_per_node``.
 
-    Replicas of one model form one Deployment; a replica never spans nodes. Every name is
+    Replicas of one model form one Deployment; a replica never spans nodes. ``spare_nodes``
+    empty nodes follow, room for replicas added or moved at run time. Every name is
     derived from the seed, so the same arguments give the same fleet.
     """
     if replicas < 1 or gpus_per_replica < 1:
@@ -274,22 +399,14 @@ def build_fleet(
         )
     if not 0.0 <= legacy_fraction <= 1.0:
         raise ValueError("legacy_fraction must be between 0 and 1")
+    if spare_nodes < 0:
+        raise ValueError("spare_nodes must not be negative")
     rng = random.Random(seed)
     per_node = gpus_per_node // gpus_per_replica
     node_count = math.ceil(replicas / per_node)
-    nodes: list[Node] = []
-    for n in range(node_count):
-        name = f"gpu-node-{n + 1:03d}"
-        gpus = [
-            Gpu(
-                node=name,
-                index=g,
-                uuid="GPU-" + hashlib.sha256(f"{seed}/{name}/{g}".encode()).hexdigest()[:32],
-                pci_bus_id=f"00000000:{0x18 + 0x10 * g:02X}:00.0",
-            )
-            for g in range(gpus_per_node)
-        ]
-        nodes.append(Node(name=name, gpus=gpus, legacy=rng.random() < legacy_fraction))
+    nodes = [
+        _node(seed, n, gpus_per_node, rng.random() < legacy_fraction) for n in range(node_count)
+    ]
 
     fleet_replicas: list[Replica] = []
     taken: set[str] = set()
@@ -322,6 +439,17 @@ def build_fleet(
         replica.restart(warm_start)
         replica.advance(now)
         fleet_replicas.append(replica)
+    spare_rng = random.Random(f"{seed}/spare")  # the same fleet, whatever the spare count
+    nodes += [
+        _node(seed, n, gpus_per_node, spare_rng.random() < legacy_fraction)
+        for n in range(node_count, node_count + spare_nodes)
+    ]
     for node in nodes:
         node.last_advance = now
-    return Fleet(replicas=fleet_replicas, nodes=nodes, namespace=namespace, seed=seed)
+    return Fleet(
+        replicas=fleet_replicas,
+        nodes=nodes,
+        namespace=namespace,
+        seed=seed,
+        gpus_per_replica=gpus_per_replica,
+    )

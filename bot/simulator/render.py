@@ -129,7 +129,9 @@ def node_metrics(node: Node, now: float, *, ecc_counters: bool = True) -> str:
         jitter = replica.rng.uniform(-0.8, 0.8) if replica else 0.0
         temp = 34.0 + 0.36 * util + jitter
         if gpu.temp_override_c is not None:
-            temp = gpu.temp_override_c + jitter / 2
+            # a cooling fault shows under load; with no workload on it the GPU stays cool
+            hot = gpu.temp_override_c if busy else 34.0 + 0.3 * (gpu.temp_override_c - 34.0)
+            temp = hot + jitter / 2
         clock = (345.0 if util < 1 else 1980.0) * gpu.clock_factor
         fb_used = 0.0
         if busy and replica is not None:

@@ -3,11 +3,13 @@
 A scenario is a function that takes a fleet reset to health, a seeded RNG and the time,
 changes the conditions of some replicas/GPUs, and returns the ground truth: the runbook
 that should catch it, the cause it should name, the action it should recommend and the
-precise faulty targets.
+precise faulty targets. A fault of a whole Deployment, a revision or a GPU (not of one
+process) is a standing condition: replicas that join later meet it too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from bot.simulator.engine import EngineProfile
-from bot.simulator.fleet import Fleet, Gpu, Replica
+from bot.simulator.fleet import Condition, Fleet, Gpu, Replica, unchanged
 
 ActionKind = str  # scale | rollback | drain | restart | silence | config | none
 
@@ -54,6 +56,7 @@ class Outcome:
     action: ActionKind
     action_target: str | None
     faults: list[Fault]
+    conditions: Condition = unchanged  # what replicas joining later meet
 
 
 ScenarioFn = Callable[[Fleet, random.Random, float], Outcome]
@@ -95,6 +98,13 @@ def _gpu_fault(kind: str, gpu: Gpu, detail: str) -> Fault:
     )
 
 
+def _standing(fleet: Fleet, condition: Condition) -> Condition:
+    """Impose ``condition`` on every replica now; returned for the ones joining later."""
+    for replica in fleet.replicas:
+        condition(replica)
+    return condition
+
+
 def _pick(fleet: Fleet, rng: random.Random, fraction: float) -> list[Replica]:
     count = max(1, round(len(fleet.replicas) * fraction))
     return rng.sample(fleet.replicas, count)
@@ -110,10 +120,15 @@ def healthy(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
 
 
 def underprovisioned(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    """The Deployment's demand is 1.6 times what its replicas serve: more replicas fix it
+    (the demand is spread over the replicas serving, see ``Fleet.rebalance``)."""
     deployment = fleet.replicas[0].deployment
-    for r in fleet.replicas:
+
+    def overloaded(r: Replica) -> None:
         if r.deployment == deployment:
             r.profile.arrival_rps = r.profile.capacity_rps * 1.6
+
+    conditions = _standing(fleet, overloaded)
     victims = [r for r in fleet.replicas if r.deployment == deployment]
     return Outcome(
         runbook="high_latency",
@@ -121,6 +136,7 @@ def underprovisioned(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
         action="scale",
         action_target=_deployment_target(fleet, victims[0]),
         faults=[_replica_fault("queue_backlog", r, "arrivals at 1.6x capacity") for r in victims],
+        conditions=conditions,
     )
 
 
@@ -129,17 +145,27 @@ def mixed_load(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
     scope-wide averages read "not saturated" while one Deployment needs more replicas."""
     outcome = underprovisioned(fleet, rng, now)
     saturated = fleet.replicas[0].deployment
-    for r in fleet.replicas:
+
+    def idle(r: Replica) -> None:
         if r.deployment != saturated:
             r.profile.arrival_rps = r.profile.capacity_rps * 0.1
-    return outcome
+
+    _standing(fleet, idle)
+
+    def both(r: Replica) -> None:
+        outcome.conditions(r)
+        idle(r)
+
+    return dataclasses.replace(outcome, conditions=both)
 
 
 def long_prefill(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
-    for r in fleet.replicas:
+    def long_prompts(r: Replica) -> None:
         r.profile.prompt_sigma = 1.7
         r.profile.queue_floor = 25.0
         r.profile.arrival_rps = 3.5
+
+    conditions = _standing(fleet, long_prompts)
     return Outcome(
         runbook="high_latency",
         cause="long_prefills",
@@ -148,6 +174,7 @@ def long_prefill(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
         faults=[
             _replica_fault("long_prefill", r, "prompt p99 above 50k tokens") for r in fleet.replicas
         ],
+        conditions=conditions,
     )
 
 
@@ -165,9 +192,11 @@ def kv_cache_pressure(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
 
 
 def underutilized(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
-    for r in fleet.replicas:
+    def batch_capped(r: Replica) -> None:
         r.profile.scheduler_seq_cap = 8
         r.profile.max_num_seqs = 8
+
+    conditions = _standing(fleet, batch_capped)
     return Outcome(
         runbook="high_latency",
         cause="scheduling_limited",
@@ -177,6 +206,7 @@ def underutilized(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
             _replica_fault("batch_limited", r, "max_num_seqs=8: GPUs idle, queue grows")
             for r in fleet.replicas
         ],
+        conditions=conditions,
     )
 
 
@@ -196,6 +226,7 @@ def _xid(code: int, *, fatal: bool) -> ScenarioFn:
             replica.permanently_down = True
         else:  # application error: the engine died and came back; the GPU is fine
             replica.restart(now)
+            gpu.xid_held_by_process = True  # a new process on the GPU starts clean
         node_target = f"node/{gpu.node}"
         return Outcome(
             runbook="gpu_hardware_failure",
@@ -218,13 +249,18 @@ def _throttle(
         assert gpu.replica is not None
         gpu.temp_override_c = temp_c
         gpu.clock_factor = clock_factor
-        gpu.replica.profile.tpot_factor = tpot_factor
+
+        def slowed(r: Replica) -> None:  # whichever replica runs on the hot GPU
+            if gpu in r.gpus:
+                r.profile.tpot_factor = tpot_factor
+
         return Outcome(
             runbook=runbook,
             cause=cause,
             action="drain",
             action_target=f"node/{gpu.node}",
             faults=[_gpu_fault("thermal", gpu, f"{temp_c:g} C, SM clock at {clock_factor:.0%}")],
+            conditions=_standing(fleet, slowed),
         )
 
     return apply
@@ -247,6 +283,31 @@ def error_burst(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
         action="restart",
         action_target=_deployment_target(fleet, victims[0]),
         faults=[_replica_fault("errors", r, "8% errors, 5% aborts") for r in victims],
+    )
+
+
+def bad_rollout(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+    """The image one Deployment runs now is a bad build: 5 % of its requests fail and it
+    decodes 1.6 times slower. Its replicas restarted nothing (the rollout made new pods);
+    going back to the previous revision's image fixes it, restarting does not."""
+    deployment, bad_image = fleet.replicas[0].deployment, fleet.replicas[0].image
+
+    def bad_build(r: Replica) -> None:
+        if r.deployment == deployment and r.image == bad_image:
+            r.profile.error_fraction = 0.05
+            r.profile.tpot_factor = 1.6
+
+    conditions = _standing(fleet, bad_build)
+    victims = [r for r in fleet.replicas if r.deployment == deployment and r.image == bad_image]
+    return Outcome(
+        runbook="high_error_rate",
+        cause="bad_rollout",
+        action="rollback",
+        action_target=_deployment_target(fleet, victims[0]),
+        faults=[
+            _replica_fault("bad_revision", r, f"{bad_image}: 5% errors, TPOT x1.6") for r in victims
+        ],
+        conditions=conditions,
     )
 
 
@@ -321,6 +382,11 @@ _CATALOGUE: tuple[tuple[str, str, ScenarioFn], ...] = (
     ),
     ("error_burst", "Errors and aborted requests on some replicas.", error_burst),
     (
+        "bad_rollout",
+        "The newest revision of one Deployment: more errors, slower decoding.",
+        bad_rollout,
+    ),
+    (
         "oom_crash_loop",
         "One replica OOM-crashing: counters reset, target flapping.",
         oom_crash_loop,
@@ -338,9 +404,11 @@ def reset(fleet: Fleet) -> None:
             replica.state.waiting = 0.0
         replica.crash_period_s = None
         replica.permanently_down = False
+    fleet.conditions = unchanged
     for node in fleet.nodes:
         for gpu in node.gpus:
             gpu.xid = 0
+            gpu.xid_held_by_process = False
             gpu.fell_off_bus = False
             gpu.temp_override_c = None
             gpu.clock_factor = 1.0
@@ -351,6 +419,7 @@ def apply_scenario(fleet: Fleet, name: str, seed: int, now: float) -> GroundTrut
     scenario = SCENARIOS[name]
     reset(fleet)
     outcome = scenario.apply(fleet, random.Random(f"{seed}/{name}"), now)
+    fleet.conditions = outcome.conditions
     return GroundTruth(
         scenario=name,
         seed=seed,

@@ -10,6 +10,11 @@ Layout (documented in README.md, "Fleet simulator"):
   series) per exporter, exactly as with Kubernetes service discovery
 - ``GET /scenario``  the ground truth of the running scenario (JSON)
 - ``POST /scenario`` ``{"scenario": NAME, "seed": S}`` switches scenario at run time
+- ``GET /fleet``  the fleet at a glance (JSON): per Deployment ``desired``, ``ready``,
+  ``serving`` replicas, ``revision`` and ``image`` (desired/ready/revision from the
+  Kubernetes API stand-in when a fleet twin runs, see ``bot.simulator.twin``), its pods;
+  per node ``schedulable`` (false once cordoned) and each GPU's pod (``starting`` while
+  its pod starts) and current ``faults``; the scenario's ground truth
 - ``GET /prometheus.yml`` a scrape configuration for this simulator
   (``?honor_labels=false``: the kube-prometheus-stack form; ``?cluster=NAME``: series
   labelled ``cluster=NAME`` by relabelling)
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +36,7 @@ from aiohttp import web
 
 from bot.simulator.exposition import CONTENT_TYPE
 from bot.simulator.fleet import Fleet
+from bot.simulator.fleet_view import fleet_view
 from bot.simulator.render import node_metrics, replica_metrics
 from bot.simulator.scenarios import SCENARIOS, GroundTruth, apply_scenario
 
@@ -37,7 +44,11 @@ Clock = Callable[[], float]
 
 
 class Simulator:
-    """A fleet, its current scenario and the clock; all mutation happens on one event loop."""
+    """A fleet, its current scenario and the clock.
+
+    ``lock`` guards the fleet: the HTTP handlers and a fleet twin (on another thread)
+    read and change it, each holding the lock.
+    """
 
     def __init__(
         self,
@@ -51,36 +62,52 @@ class Simulator:
         self.fleet = fleet
         self.clock = clock
         self.ecc_counters = ecc_counters
+        self.lock = threading.RLock()
         self.truth: GroundTruth = apply_scenario(fleet, scenario, seed, clock())
 
     def switch(self, scenario: str, seed: int | None = None) -> GroundTruth:
-        self.truth = apply_scenario(
-            self.fleet, scenario, self.truth.seed if seed is None else seed, self.clock()
-        )
-        return self.truth
+        with self.lock:
+            self.truth = apply_scenario(
+                self.fleet, scenario, self.truth.seed if seed is None else seed, self.clock()
+            )
+            return self.truth
 
     def replica_exposition(self, pod: str) -> str | None:
         """The replica's metrics text; None while it is down; KeyError if unknown."""
-        replica = self.fleet.replica(pod)
-        if replica is None:
-            raise KeyError(pod)
-        now = self.clock()
-        replica.advance(now)
-        if not replica.available(now):
-            return None
-        return replica_metrics(replica)
+        with self.lock:
+            replica = self.fleet.replica(pod)
+            if replica is None:
+                raise KeyError(pod)
+            now = self.clock()
+            replica.advance(now)
+            if not replica.available(now):
+                return None
+            return replica_metrics(replica)
 
     def node_exposition(self, name: str) -> str:
-        node = self.fleet.node(name)
-        if node is None:
-            raise KeyError(name)
-        now = self.clock()
-        for gpu in node.gpus:
-            if gpu.replica is not None:
-                gpu.replica.advance(now)
-        return node_metrics(node, now, ecc_counters=self.ecc_counters)
+        with self.lock:
+            node = self.fleet.node(name)
+            if node is None:
+                raise KeyError(name)
+            now = self.clock()
+            for gpu in node.gpus:
+                if gpu.replica is not None:
+                    gpu.replica.advance(now)
+            return node_metrics(node, now, ecc_counters=self.ecc_counters)
+
+    def view(self) -> dict[str, Any]:
+        with self.lock:
+            return fleet_view(self.fleet, self.truth, self.clock())
 
     def sd_vllm(self, address: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return self._sd_vllm(address)
+
+    def sd_dcgm(self, address: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return self._sd_dcgm(address)
+
+    def _sd_vllm(self, address: str) -> list[dict[str, Any]]:
         return [
             {
                 "targets": [address],
@@ -95,7 +122,7 @@ class Simulator:
             for r in self.fleet.replicas
         ]
 
-    def sd_dcgm(self, address: str) -> list[dict[str, Any]]:
+    def _sd_dcgm(self, address: str) -> list[dict[str, Any]]:
         """One target per node exporter, labelled as Kubernetes SD labels the exporter's
         own pod (a DaemonSet pod in ``gpu-operator``), as on a real cluster."""
         return [
@@ -214,6 +241,7 @@ def make_app(sim: Simulator) -> web.Application:
                     "/sd/vllm",
                     "/sd/dcgm",
                     "/scenario",
+                    "/fleet",
                     "/prometheus.yml",
                     "/healthz",
                 ],
@@ -253,6 +281,10 @@ def make_app(sim: Simulator) -> web.Application:
     @routes.get("/scenario")
     async def get_scenario(request: web.Request) -> web.Response:
         return _json(sim.truth.model_dump())
+
+    @routes.get("/fleet")
+    async def get_fleet(request: web.Request) -> web.Response:
+        return _json(sim.view())
 
     @routes.post("/scenario")
     async def post_scenario(request: web.Request) -> web.Response:
