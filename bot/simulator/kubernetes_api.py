@@ -115,6 +115,7 @@ class ResourceType:
 RESOURCES: dict[str, ResourceType] = {
     rt.plural: rt
     for rt in (
+        ResourceType("", "v1", "Namespace", "namespaces", False),
         ResourceType("", "v1", "Pod", "pods", True),
         ResourceType("", "v1", "Node", "nodes", False),
         ResourceType("apps", "v1", "Deployment", "deployments", True),

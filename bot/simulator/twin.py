@@ -1,0 +1,233 @@
+"""The fleet twin: a Kubernetes API stand-in whose cluster *is* the simulated fleet.
+
+What the bot does to the cluster happens to the fleet its Prometheus scrapes::
+
+    sim = Simulator(build_fleet(..., spare_nodes=2, now=time.time()), "healthy", seed)
+    server = BackgroundServer(make_app(sim)).start()      # /metrics, /sd/*, /fleet
+    twin = FleetTwin(sim, startup_delay_s=15).start()
+    twin.kubernetes.url, twin.token                       # kube_api_url, kube_token
+    ...
+    twin.stop(); server.stop()
+
+``start()`` seeds the stand-in from the fleet (see ``twin_seed``: namespace, nodes, a
+Deployment per model with two revisions, its pods named as the fleet's, PDBs, an HPA) and
+starts a thread that plays scheduler and kubelet, keeping the two in step:
+
+* a new pod (the stand-in's ReplicaSets create them: scale, rollout, a replacement after
+  an eviction or deletion) is bound to free GPUs of a schedulable node (none free: it
+  stays Pending, Unschedulable, until some are); ``startup_delay_s`` later — the model
+  loading — it becomes a scrape target, takes its share of its Deployment's demand, and
+  its pod turns Ready;
+* a pod that goes (scale-in, eviction, deletion, a rollout replacing it) leaves the fleet;
+  an application Xid it hit goes with it;
+* a cordoned node takes no new replica; a GPU with a hardware fault is never allocated;
+* a replica that is down (crash, lost GPU) has its pod reported not Ready.
+
+``token`` is a bearer token that may do everything (an admin's); a pod's image is the
+replica's, so a rollback changes the revision that serves. Thread-safety: the fleet is
+changed only under ``sim.lock``; the stand-in has its own lock, always taken second.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+
+from bot.simulator.fleet import Fleet, Gpu, Workload
+from bot.simulator.kube_objects import REVISION_ANNOTATION, Obj, pod_ready
+from bot.simulator.kubernetes_api import KubernetesStandIn
+from bot.simulator.server import Simulator
+from bot.simulator.serving import StartStop
+from bot.simulator.twin_seed import iso, seed_objects
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STARTUP_DELAY_S = 15.0
+
+
+@dataclass
+class _Starting:
+    deployment: str
+    gpus: list[Gpu]
+    image: str
+    ready_at: float
+
+
+def _image(pod: Obj) -> str:
+    return str(pod["spec"]["containers"][0]["image"])
+
+
+class FleetTwin(StartStop):
+    """``startup_delay_s``: from a pod's binding to its replica serving (and Ready);
+    ``resync_s``: how often readiness is re-checked when nothing else happens."""
+
+    def __init__(
+        self,
+        sim: Simulator,
+        *,
+        startup_delay_s: float = DEFAULT_STARTUP_DELAY_S,
+        resync_s: float = 1.0,
+        token: str | None = None,
+    ) -> None:
+        self.sim = sim
+        self.startup_delay_s = startup_delay_s
+        self.resync_s = resync_s
+        self.token = token or secrets.token_urlsafe(24)
+        self.kubernetes = KubernetesStandIn(manage_pods=True, admin_token=self.token)
+        self._starting: dict[str, _Starting] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def fleet(self) -> Fleet:
+        return self.sim.fleet
+
+    def start(self) -> FleetTwin:
+        with self.sim.lock:
+            self.kubernetes.load(seed_objects(self.fleet, self.sim.clock()))
+        self.kubernetes.subscribe(self._wake.set)
+        self.kubernetes.start()
+        self.reconcile()
+        self._thread = threading.Thread(target=self._run, name="FleetTwin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.kubernetes.stop()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                wait = self.reconcile()
+            except Exception:  # keep playing the cluster; the next change retries
+                log.exception("fleet twin: reconcile failed")
+                wait = self.resync_s
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def reconcile(self) -> float:
+        """Bring the fleet and the stand-in in step; returns seconds until due again."""
+        with self.sim.lock:
+            now = self.sim.clock()
+            pods = {
+                p["metadata"]["name"]: p
+                for p in self.kubernetes.list("pods", self.fleet.namespace)
+                if (p["metadata"].get("labels") or {}).get("app") in self.fleet.models
+            }
+            self._sync_nodes()
+            self._drop_gone(pods)
+            self._serve_started(now)
+            self._bind_pending(pods, now)
+            self._sync_readiness(pods, now)
+            self._sync_workloads()
+            due = [s.ready_at - now for s in self._starting.values()]
+        return max(0.05, min([self.resync_s, *due]))
+
+    def _sync_nodes(self) -> None:
+        for obj in self.kubernetes.list("nodes"):
+            node = self.fleet.node(obj["metadata"]["name"])
+            if node is not None:
+                node.schedulable = not (obj.get("spec") or {}).get("unschedulable", False)
+
+    def _drop_gone(self, pods: dict[str, Obj]) -> None:
+        for replica in list(self.fleet.replicas):
+            if replica.pod not in pods:
+                self.fleet.leave(replica.pod)
+        for name in [n for n in self._starting if n not in pods]:
+            for gpu in self._starting.pop(name).gpus:
+                gpu.reserved_for = None
+
+    def _serve_started(self, now: float) -> None:
+        for name, starting in sorted(self._starting.items()):
+            if starting.ready_at > now:
+                continue
+            del self._starting[name]
+            self.fleet.join(name, starting.deployment, starting.gpus, now, starting.image)
+            self._set_ready(name, True)
+
+    def _bind_pending(self, pods: dict[str, Obj], now: float) -> None:
+        pending = [p for p in pods.values() if not (p.get("spec") or {}).get("nodeName")]
+        pending.sort(
+            key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+        )
+        for pod in pending:
+            name = pod["metadata"]["name"]
+            gpus = self.fleet.free_slot()
+            if gpus is None:
+                self.kubernetes.update("pods", self.fleet.namespace, name, self._unschedulable)
+                continue
+            for gpu in gpus:
+                gpu.reserved_for = name
+            node = gpus[0].node
+
+            def bind(p: Obj, node: str = node) -> None:
+                p["spec"]["nodeName"] = node
+                p["status"] = {
+                    "phase": "Running",
+                    "startTime": iso(now),
+                    "conditions": [
+                        {"type": "PodScheduled", "status": "True"},
+                        {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+                    ],
+                }
+
+            if self.kubernetes.update("pods", self.fleet.namespace, name, bind) is None:
+                for gpu in gpus:
+                    gpu.reserved_for = None
+                continue
+            self._starting[name] = _Starting(
+                pod["metadata"]["labels"]["app"], gpus, _image(pod), now + self.startup_delay_s
+            )
+
+    def _unschedulable(self, pod: Obj) -> None:
+        nodes = len(self.fleet.nodes)
+        pod["status"] = {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": f"0/{nodes} nodes are available: {nodes} Insufficient "
+                    "nvidia.com/gpu or node(s) were unschedulable",
+                }
+            ],
+        }
+
+    def _sync_readiness(self, pods: dict[str, Obj], now: float) -> None:
+        for replica in self.fleet.replicas:
+            pod = pods.get(replica.pod)
+            up = replica.available(now)
+            if pod is not None and pod_ready(pod) != up:
+                self._set_ready(replica.pod, up)
+
+    def _set_ready(self, name: str, ready: bool) -> None:
+        def change(pod: Obj) -> None:
+            conditions = [
+                c for c in (pod.get("status") or {}).get("conditions") or [] if c["type"] != "Ready"
+            ]
+            conditions.append({"type": "Ready", "status": "True" if ready else "False"})
+            pod.setdefault("status", {})["conditions"] = conditions
+
+        self.kubernetes.update("pods", self.fleet.namespace, name, change)
+
+    def _sync_workloads(self) -> None:
+        for name in self.fleet.deployments:
+            dep = self.kubernetes.get("deployments", self.fleet.namespace, name)
+            if dep is None:
+                self.fleet.workloads.pop(name, None)
+                continue
+            self.fleet.workloads[name] = Workload(
+                desired=int(dep["spec"].get("replicas", 0)),
+                ready=int((dep.get("status") or {}).get("readyReplicas", 0)),
+                revision=(dep["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, ""),
+                image=str(dep["spec"]["template"]["spec"]["containers"][0]["image"]),
+            )
