@@ -18,7 +18,8 @@ scenario|fleet`` and ``POST /console/simulator/scenario`` (proxied to the simula
 ``data-testid`` attributes of the page, for browser tests:
 
 =========================  ==============================================================
-``user-switcher``          the persona ``<select>`` (option values are user ids)
+``user-switcher``          the persona ``<select>`` (option values are user ids);
+                           ``persona-role`` the selected person's role and id
 ``channel-<id>``           a channel in the channel list (``aria-current`` when shown)
 ``feed``                   the channel's messages
 ``message``                a message (``data-ts``, ``data-user``); ``edited`` inside when
@@ -33,11 +34,12 @@ scenario|fleet`` and ``POST /console/simulator/scenario`` (proxied to the simula
                            ``block-unsupported`` for a type the page cannot draw
 ``section-field``          a field of a section; ``accessory``: its accessory
 ``button-<action_id>``     a button (``data-value``, ``data-style``)
-``select-<action_id>``     a select (static/overflow) in a message or modal
+``select-<action_id>``     a select (static/overflow) in a message (in a modal: ``input-…``)
 ``thread-link``            "N replies" under a message; opens ``thread-pane``
 ``thread-pane``            the open thread; ``thread-close``, ``thread-input``
 ``composer-input``         the message box (``/vllm …`` sends a slash command);
-                           ``composer-send`` its button
+                           ``composer-send`` its button; ``composer-error`` why the
+                           last thing typed or clicked was not sent
 ``confirm-dialog``         a button's confirm dialog; ``confirm-yes``, ``confirm-no``
 ``modal``                  the top modal (``data-view-id``); ``modal-title``,
                            ``input-<block_id>-<action_id>``, ``modal-error-<block_id>``,
@@ -45,9 +47,12 @@ scenario|fleet`` and ``POST /console/simulator/scenario`` (proxied to the simula
                            ``modal-close``
 ``live-status``            "live" while the page follows the state, else why not
 ``side-panel``             the simulator panel; ``scenario-<name>`` buttons,
-                           ``scenario-truth``, ``fleet-panel``, ``simulator-error``,
-                           ``link-prometheus``, ``link-alertmanager``
+                           ``scenario-truth``, ``fleet-panel``, ``fleet-refresh``,
+                           ``simulator-error``, ``link-prometheus``, ``link-alertmanager``
 =========================  ==============================================================
+
+A block the app gave no ``block_id`` is named ``b<index>``, an element without an
+``action_id`` ``a<index>`` (Slack makes up ids too; these are stable).
 """
 
 from __future__ import annotations
