@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.console.app import Console
-from bot.console.personas import APPROVER, INCIDENTS, ONCALL, VIEWER
+from bot.console.personas import APPROVER, INCIDENTS, ONCALL, SRE_GROUP, VIEWER
 from bot.simulator.prometheus_runner import free_port
 from bot.simulator.serving import BackgroundServer
 
@@ -222,6 +222,14 @@ def test_a_bot_refusing_the_signature_is_shown_with_its_answer(world: World) -> 
     (error,) = [i for i in state["items"] if i["kind"] == "error"]
     assert error["text"] == "/vllm: the bot answered HTTP 401"
     assert "invalid request" in error["messages"][0]
+
+
+def test_the_sre_group_holds_the_oncall_and_the_approver(world: World) -> None:
+    members = world.slack.usergroups_users_list(usergroup=SRE_GROUP)["users"]
+    assert members == [ONCALL.id, APPROVER.id]
+    with pytest.raises(SlackApiError) as unknown:
+        world.slack.usergroups_users_list(usergroup="S0NOPE")
+    assert unknown.value.response["error"] == "no_such_subteam"
 
 
 def test_a_plain_message_is_posted_as_the_person(world: World) -> None:

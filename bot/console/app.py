@@ -85,7 +85,7 @@ from bot.console.payloads import (
     slash_command_body,
     view_submission_payload,
 )
-from bot.console.personas import CHANNELS, PERSONAS, Channel, Persona
+from bot.console.personas import CHANNELS, PERSONAS, USERGROUPS, Channel, Persona
 from bot.console.web_api import Origin
 from bot.console.workspace import Workspace
 from bot.simulator.serving import StartStop
@@ -116,6 +116,7 @@ class Console(StartStop):
         bot_token: str | None = None,
         personas: Sequence[Persona] = PERSONAS,
         channels: Sequence[Channel] = CHANNELS,
+        usergroups: Mapping[str, Sequence[str]] = USERGROUPS,
         answer_within: float = 3.0,
     ) -> None:
         self.events_url = events_url
@@ -133,6 +134,8 @@ class Console(StartStop):
             channels=[(c.id, c.name) for c in channels],
             users=[(p.id, p.handle, p.real_name) for p in personas],
         )
+        for group_id, members in usergroups.items():
+            self.workspace.add_usergroup(group_id, members)
         self.workspace.extend(self._add_routes, on_stop=self._closing)
         self._notices: list[Notice] = []
         self._lock = threading.Lock()

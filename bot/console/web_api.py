@@ -143,6 +143,7 @@ class WebApi:
         self._response_origins: dict[str, Origin] = {}
         self._channels: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self._usergroups: dict[str, list[str]] = {}
         self._last_ts_us = 0
         self._rate_limits: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._outages: dict[str, list[Any]] = {}  # method -> [HTTP status, remaining|None]
@@ -165,6 +166,7 @@ class WebApi:
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "usergroups.users.list": self._usergroups_users_list,
         }
         for channel_id, name in channels:
             self.add_channel(channel_id, name)
@@ -290,6 +292,11 @@ class WebApi:
                 },
                 **extra,
             }
+
+    def add_usergroup(self, group_id: str, users: Sequence[str]) -> None:
+        """A user group (``S…``) and its members, for usergroups.users.list."""
+        with self._lock:
+            self._usergroups[group_id] = list(users)
 
     @property
     def channels(self) -> list[dict[str, Any]]:
@@ -851,6 +858,12 @@ class WebApi:
         ]
         thread.sort(key=lambda m: float(m.ts))  # the parent first, then oldest first
         return {"ok": True, "messages": self._listed(thread, params), "has_more": False}
+
+    def _usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        members = self._usergroups.get(self._str(params, "usergroup") or "")
+        if members is None:
+            raise _SlackError("no_such_subteam")
+        return {"ok": True, "users": list(members)}
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "user": copy.deepcopy(self._user(self._str(params, "user")))}
