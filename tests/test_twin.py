@@ -303,3 +303,21 @@ def test_deleting_the_pod_hit_by_an_application_xid_clears_it(world: World) -> N
         )
 
     eventually(replaced, timeout_s=10, interval_s=0.1)
+
+
+def test_a_rollout_restart_replaces_erroring_replicas_with_clean_ones(world: World) -> None:
+    truth = world.sim.switch("error_burst", seed=3)
+    assert truth.action == "restart" and truth.action_target
+    name = truth.action_target.rsplit("/", 1)[1]
+    sick = {f.pod for f in truth.faults}
+    ok, summary = world.act("restart", truth.action_target, {})
+    assert ok, summary
+
+    def clean() -> None:
+        pods = set(world.deployment(name)["pods"])
+        assert len(pods) == 2 and not pods & sick
+        for pod in pods:
+            replica = world.sim.fleet.replica(pod)
+            assert replica is not None and replica.profile.error_fraction == 0.0005
+
+    eventually(clean, timeout_s=10, interval_s=0.1)
