@@ -17,6 +17,7 @@ import pytest
 from fleet_stack import eventually
 from simulator.promtext import value
 
+from bot.diagnosis.sizing import for_kv
 from bot.diagnosis.workloads import workload_of_pod
 from bot.remediation.actions import get_action
 from bot.simulator.fleet import CURRENT_VERSION, PREVIOUS_VERSION, VLLM_IMAGE, build_fleet
@@ -321,3 +322,22 @@ def test_a_rollout_restart_replaces_erroring_replicas_with_clean_ones(world: Wor
             assert replica is not None and replica.profile.error_fraction == 0.0005
 
     eventually(clean, timeout_s=10, interval_s=0.1)
+
+
+def test_scaling_as_sized_relieves_kv_cache_pressure(world: World) -> None:
+    truth = world.sim.switch("kv_cache_pressure", seed=3)
+    assert truth.action == "scale" and truth.action_target
+    (fault,) = truth.faults
+    kv = value(world.text(f"/replicas/{fault.pod}/metrics"), "vllm:kv_cache_usage_perc")
+    assert kv >= 0.95
+    plan = for_kv(len(world.sim.fleet.replicas), kv)  # what the diagnosis recommends
+    assert plan is not None
+    ok, summary = world.act("scale", truth.action_target, {"replicas": plan.replicas})
+    assert ok, summary
+
+    def relieved() -> None:
+        assert world.deployment(str(fault.deployment))["serving"] == plan.replicas
+        text = world.text(f"/replicas/{fault.pod}/metrics")
+        assert value(text, "vllm:kv_cache_usage_perc") < 0.85  # under the warning level
+
+    eventually(relieved, timeout_s=10, interval_s=0.1)

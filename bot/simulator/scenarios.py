@@ -106,8 +106,11 @@ def _standing(fleet: Fleet, condition: Condition) -> Condition:
 
 
 def _pick(fleet: Fleet, rng: random.Random, fraction: float) -> list[Replica]:
+    """About ``fraction`` of the replicas, all of one Deployment (the one the ground
+    truth's action acts on, so that the action can fix them all)."""
     count = max(1, round(len(fleet.replicas) * fraction))
-    return rng.sample(fleet.replicas, count)
+    picked = rng.sample(fleet.replicas, count)
+    return [r for r in picked if r.deployment == picked[0].deployment]
 
 
 def _pick_gpu(fleet: Fleet, rng: random.Random) -> Gpu:
