@@ -45,6 +45,7 @@ consistent set of objects with ``load``, and hear of every change with ``subscri
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import copy
 import json
@@ -53,7 +54,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -90,6 +91,7 @@ from bot.simulator.kube_workloads import (
 from bot.simulator.serving import BackgroundServer, StartStop
 
 ADMIN_TOKEN = "stand-in-admin-token"
+T = TypeVar("T")
 Objs = list[Obj]  # (the stand-in's own ``list`` method shadows the builtin in its body)
 ADMIN_USER = "kubernetes-admin"
 
@@ -280,6 +282,18 @@ class KubernetesStandIn(Seeding, StartStop):
         with self._lock:
             return [
                 copy.deepcopy(o)
+                for (p, ns, _), o in sorted(self._objects.items())
+                if p == plural and (namespace is None or ns == namespace)
+            ]
+
+    def project(
+        self, plural: str, namespace: str | None, fn: Callable[[Obj], T]
+    ) -> builtins.list[T]:
+        """``fn`` of every stored object, without copying them (a large cluster read often):
+        ``fn`` must neither change nor keep what it is given."""
+        with self._lock:
+            return [
+                fn(o)
                 for (p, ns, _), o in sorted(self._objects.items())
                 if p == plural and (namespace is None or ns == namespace)
             ]

@@ -55,8 +55,41 @@ class _Starting:
     ready_at: float
 
 
-def _image(pod: Obj) -> str:
-    return str(pod["spec"]["containers"][0]["image"])
+@dataclass(frozen=True)
+class _Pod:
+    """What the twin reads of a pod (a projection: no copy of the object)."""
+
+    name: str
+    app: str
+    node: str | None
+    ready: bool
+    image: str
+    created: str
+
+
+def _pod(obj: Obj) -> _Pod:
+    meta = obj["metadata"]
+    return _Pod(
+        name=meta["name"],
+        app=(meta.get("labels") or {}).get("app", ""),
+        node=(obj.get("spec") or {}).get("nodeName"),
+        ready=pod_ready(obj),
+        image=str(obj["spec"]["containers"][0]["image"]),
+        created=meta.get("creationTimestamp", ""),
+    )
+
+
+def _workload(obj: Obj) -> tuple[str, Workload]:
+    return obj["metadata"]["name"], Workload(
+        desired=int(obj["spec"].get("replicas", 0)),
+        ready=int((obj.get("status") or {}).get("readyReplicas", 0)),
+        revision=(obj["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, ""),
+        image=str(obj["spec"]["template"]["spec"]["containers"][0]["image"]),
+    )
+
+
+def _cordoned(obj: Obj) -> tuple[str, bool]:
+    return obj["metadata"]["name"], bool((obj.get("spec") or {}).get("unschedulable"))
 
 
 class FleetTwin(StartStop):
@@ -118,9 +151,9 @@ class FleetTwin(StartStop):
         with self.sim.lock:
             now = self.sim.clock()
             pods = {
-                p["metadata"]["name"]: p
-                for p in self.kubernetes.list("pods", self.fleet.namespace)
-                if (p["metadata"].get("labels") or {}).get("app") in self.fleet.models
+                p.name: p
+                for p in self.kubernetes.project("pods", self.fleet.namespace, _pod)
+                if p.app in self.fleet.models
             }
             self._sync_nodes()
             self._drop_gone(pods)
@@ -132,12 +165,12 @@ class FleetTwin(StartStop):
         return max(0.05, min([self.resync_s, *due]))
 
     def _sync_nodes(self) -> None:
-        for obj in self.kubernetes.list("nodes"):
-            node = self.fleet.node(obj["metadata"]["name"])
+        for name, cordoned in self.kubernetes.project("nodes", None, _cordoned):
+            node = self.fleet.node(name)
             if node is not None:
-                node.schedulable = not (obj.get("spec") or {}).get("unschedulable", False)
+                node.schedulable = not cordoned
 
-    def _drop_gone(self, pods: dict[str, Obj]) -> None:
+    def _drop_gone(self, pods: dict[str, _Pod]) -> None:
         for replica in list(self.fleet.replicas):
             if replica.pod not in pods:
                 self.fleet.leave(replica.pod)
@@ -153,13 +186,12 @@ class FleetTwin(StartStop):
             self.fleet.join(name, starting.deployment, starting.gpus, now, starting.image)
             self._set_ready(name, True)
 
-    def _bind_pending(self, pods: dict[str, Obj], now: float) -> None:
-        pending = [p for p in pods.values() if not (p.get("spec") or {}).get("nodeName")]
-        pending.sort(
-            key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+    def _bind_pending(self, pods: dict[str, _Pod], now: float) -> None:
+        pending = sorted(
+            (p for p in pods.values() if not p.node), key=lambda p: (p.created, p.name)
         )
         for pod in pending:
-            name = pod["metadata"]["name"]
+            name = pod.name
             gpus = self.fleet.free_slot()
             if gpus is None:
                 self.kubernetes.update("pods", self.fleet.namespace, name, self._unschedulable)
@@ -183,9 +215,7 @@ class FleetTwin(StartStop):
                 for gpu in gpus:
                     gpu.reserved_for = None
                 continue
-            self._starting[name] = _Starting(
-                pod["metadata"]["labels"]["app"], gpus, _image(pod), now + self.startup_delay_s
-            )
+            self._starting[name] = _Starting(pod.app, gpus, pod.image, now + self.startup_delay_s)
 
     def _unschedulable(self, pod: Obj) -> None:
         nodes = len(self.fleet.nodes)
@@ -202,11 +232,11 @@ class FleetTwin(StartStop):
             ],
         }
 
-    def _sync_readiness(self, pods: dict[str, Obj], now: float) -> None:
+    def _sync_readiness(self, pods: dict[str, _Pod], now: float) -> None:
         for replica in self.fleet.replicas:
             pod = pods.get(replica.pod)
             up = replica.available(now)
-            if pod is not None and pod_ready(pod) != up:
+            if pod is not None and pod.ready != up:
                 self._set_ready(replica.pod, up)
 
     def _set_ready(self, name: str, ready: bool) -> None:
@@ -220,14 +250,5 @@ class FleetTwin(StartStop):
         self.kubernetes.update("pods", self.fleet.namespace, name, change)
 
     def _sync_workloads(self) -> None:
-        for name in self.fleet.deployments:
-            dep = self.kubernetes.get("deployments", self.fleet.namespace, name)
-            if dep is None:
-                self.fleet.workloads.pop(name, None)
-                continue
-            self.fleet.workloads[name] = Workload(
-                desired=int(dep["spec"].get("replicas", 0)),
-                ready=int((dep.get("status") or {}).get("readyReplicas", 0)),
-                revision=(dep["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, ""),
-                image=str(dep["spec"]["template"]["spec"]["containers"][0]["image"]),
-            )
+        found = dict(self.kubernetes.project("deployments", self.fleet.namespace, _workload))
+        self.fleet.workloads = {d: found[d] for d in self.fleet.deployments if d in found}
