@@ -10,13 +10,12 @@ import pytest
 
 from bot.remediation.actions import ACTIONS, ActionError, get_action, parse_target
 from bot.remediation.actions.restart import RESTARTED_AT
-from bot.simulator.kubernetes_api import (
-    ADMIN_TOKEN,
+from bot.simulator.kube_objects import (
     REVISION_ANNOTATION,
     ROLLOUT_HASH_LABEL,
     ROLLOUT_REVISION_ANNOTATION,
-    KubernetesStandIn,
 )
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 from bot.sources.kubernetes import KubeClient, KubernetesError, KubeTarget, build_config
 
 DEP = "/apis/apps/v1/namespaces/ml/deployments"

@@ -8,13 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.simulator.kubernetes_api import (
-    ADMIN_TOKEN,
+from bot.simulator.kube_objects import (
     REVISION_ANNOTATION,
     ROLLOUT_HASH_LABEL,
     ROLLOUT_REVISION_ANNOTATION,
-    KubernetesStandIn,
 )
+from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
 
 DEP = "/apis/apps/v1/namespaces/ml/deployments"
 ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts"
