@@ -55,6 +55,10 @@ def scope_of(group: AlertGroup) -> Scope:
     if not common and len(group.alerts) == 1:
         common = dict(group.alerts[0].labels)
     labels = {k: common[k] for k in SCOPE_LABELS if common.get(k)}
+    if "pod" in labels:
+        # `instance` names the vLLM scrape target; the pod's GPUs are exported under the
+        # node exporter's instance, so keeping it would leave every GPU check without data.
+        labels.pop("instance", None)
     node = next((common[k] for k in NODE_LABELS if common.get(k)), None)
     if node:
         labels["node"] = node
