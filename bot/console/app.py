@@ -167,6 +167,10 @@ class Console(StartStop):
         """The bot's ``SLACK_BOT_TOKEN``: the only token this workspace accepts."""
         return self.workspace.token
 
+    def link(self, channel: str, ts: str) -> str:
+        """The page's address opened at one message."""
+        return f"{self.url}/#{channel}/{ts}"
+
     def reset(self) -> None:
         """Start over: no messages, files, modals or notices (people and channels stay)."""
         with self._lock:

@@ -13,6 +13,7 @@
     poll: null,
     values: {}, // view id -> {block_id: {action_id: value}}
     modalKey: null,
+    target: null, // a message ts to scroll to (from a #CHANNEL/TS link)
   };
   const $ = (id) => document.getElementById(id);
 
@@ -415,6 +416,14 @@
       renderFeed($("thread-feed"), here.filter((i) => i.ts === state.thread || i.thread_ts === state.thread), true);
     }
     renderModal();
+    if (state.target) {
+      const target = document.querySelector(`[data-testid="message"][data-ts="${CSS.escape(state.target)}"]`);
+      if (target) {
+        target.classList.add("linked");
+        target.scrollIntoView({ block: "center" });
+        state.target = null;
+      }
+    }
   }
 
   function openThread(ts) {
@@ -523,6 +532,10 @@
     switcher.replaceChildren(...state.config.personas.map((p) => el("option", { value: p.id }, `${p.real_name} (${p.role})`)));
     switcher.addEventListener("change", () => switchUser(switcher.value));
     state.channel = state.config.default_channel;
+    // A link #CHANNEL/TS (``runbooks preview`` prints one) opens that channel at that message.
+    const [linkChannel, linkTs] = decodeURIComponent(location.hash.slice(1)).split("/");
+    if (linkChannel) state.channel = linkChannel;
+    state.target = linkTs || null;
     switchUser(state.config.personas[0].id);
     $("composer").addEventListener("submit", async (event) => {
       event.preventDefault();
