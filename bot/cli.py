@@ -102,6 +102,30 @@ def _add_fleet_arguments(p: argparse.ArgumentParser, default_replicas: int | Non
     )
 
 
+def _add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=8080, help="the console's port (default 8080)")
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="the bot's database and config, logs (default: a new temporary directory)",
+    )
+    p.add_argument("--scrape-interval", type=_positive_float, default=5.0, metavar="SECONDS")
+    p.add_argument(
+        "--verify-after",
+        type=_positive_int,
+        default=60,
+        metavar="SECONDS",
+        help="re-check this long after an action (default 60; production default 300)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this long (default: run until Ctrl-C)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vllm-chatops",
@@ -117,19 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fleet_arguments(sim, None)
 
     demo = sub.add_parser(
-        "demo", help="run the simulator and a real Prometheus scraping it; print where to look"
+        "demo",
+        help="the whole product on one machine: fleet twin, Prometheus, Alertmanager, the bot "
+        "and a Slack-style console in the browser",
     )
     _add_fleet_arguments(demo, None)
-    demo.add_argument("--scrape-interval", type=float, default=5.0, metavar="SECONDS")
-    demo.add_argument("--prometheus-port", type=int, default=9090)
-    demo.add_argument("--simulator-port", type=int, default=9500)
-    demo.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop after this long (default: run until Ctrl-C)",
-    )
+    _add_demo_arguments(demo)
 
     serve = sub.add_parser("serve", help="run the Slack bot and the Alertmanager webhook")
     serve.add_argument("--host", default="127.0.0.1")
@@ -173,6 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("text", "json"), default="text")
     lint = rb_sub.add_parser("lint", help="validate runbook files (default: the shipped ones)")
     lint.add_argument("paths", nargs="*", metavar="PATH")
+    preview = rb_sub.add_parser(
+        "preview",
+        help="start the demo stack with this runbook, inject the scenario it catches and "
+        "print the console's address of its alert post",
+    )
+    preview.add_argument("file", metavar="FILE", help="a runbook YAML file")
+    preview.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        metavar="NAME",
+        help="scenario to inject (default: the one whose ground truth names this runbook)",
+    )
+    _add_demo_arguments(preview)
 
     rules = sub.add_parser("rules", help="Prometheus alerting rules from the runbooks")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
@@ -246,13 +276,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 HANDLERS: dict[tuple[str, str | None], str] = {
     ("serve", None): "serve:cmd_serve",
     ("simulate", None): "simulator:cmd_simulate",
-    ("demo", None): "simulator:cmd_demo",
+    ("demo", None): "demo:cmd_demo",
     ("diagnose", None): "diagnose:cmd_diagnose",
     ("doctor", None): "doctor:cmd_doctor",
     ("act", None): "act:cmd_act",
     ("runbooks", "list"): "runbooks:cmd_runbooks_list",
     ("runbooks", "show"): "runbooks:cmd_runbooks_show",
     ("runbooks", "lint"): "runbooks:cmd_runbooks_lint",
+    ("runbooks", "preview"): "demo:cmd_runbooks_preview",
     ("rules", "export"): "runbooks:cmd_rules_export",
     ("audit", "list"): "audit:cmd_audit_list",
     ("audit", "verify"): "audit:cmd_audit_verify",

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "bot.__main__": 4,
     "bot.commands": 4,
     "bot.app": 4,
+    "bot.demo": 4,  # wiring like app.py: the whole product on one machine
     "bot.slack": 3,
     "bot.console": 3,
     "bot.diagnosis": 2,

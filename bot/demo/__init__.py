@@ -1,0 +1,1 @@
+"""`vllm-chatops demo` and `runbooks preview`: the whole product on one machine."""
