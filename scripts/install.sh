@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything vllm-chatops needs on a Debian machine; safe to run again.
 #   - Debian packages: prometheus, prometheus-alertmanager (real binaries for demo and tests),
-#     chromium (the console's browser tests drive it through Playwright; no browser download)
+#     chromium (the console's browser tests drive it through Playwright; no browser download),
+#     fonts-noto-color-emoji (the console draws Slack's emoji)
 #   - a virtualenv in .venv with the package and its dev tools, and checkov in .venv/checkov
 # (The deploy tests also render kustomize overlays with `kustomize` or `kubectl kustomize`,
 # which this machine image ships as kubectl; nothing here installs it.)
@@ -25,6 +26,8 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null \
   || need_apt+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need_apt+=(chromium)
+# Slack draws :emoji: shortcodes in colour; without an emoji font the console shows boxes
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
 if ((${#need_apt[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
