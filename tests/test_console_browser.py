@@ -250,8 +250,25 @@ def simulator_stand_in(with_fleet: bool) -> BackgroundServer:
 
         @routes.get("/fleet")
         async def fleet(request: web.Request) -> web.Response:
-            deployments = [{"name": "llama", "replicas": 8, "revision": 3}]
-            return web.json_response({"deployments": deployments, "nodes": []})
+            deployments = [
+                {
+                    "name": "llama",
+                    "desired": 8,
+                    "ready": 7,
+                    "serving": 7,
+                    "revision": "3",
+                    "image": "vllm/vllm-openai:v0.11.0",
+                }
+            ]
+            gpus = [
+                {"gpu": 0, "pod": "llama-1", "starting": False, "faults": []},
+                {"gpu": 1, "pod": None, "starting": False, "faults": ["xid 48"]},
+            ]
+            nodes = [
+                {"name": "node-1", "schedulable": True, "gpus": gpus},
+                {"name": "node-2", "schedulable": False, "gpus": []},
+            ]
+            return web.json_response({"deployments": deployments, "nodes": nodes})
 
     app = web.Application()
     app.add_routes(routes)
@@ -267,7 +284,14 @@ def test_the_side_panel_switches_scenarios_and_shows_the_fleet(page: Page) -> No
         panel = page.get_by_test_id("side-panel")
         expect(panel.get_by_test_id("link-prometheus")).to_have_attribute("href", sim.url)
         expect(panel.get_by_test_id("scenario-healthy")).to_have_attribute("aria-pressed", "true")
-        expect(panel.get_by_test_id("fleet-panel").locator("td")).to_have_text(["llama", "8", "3"])
+        fleet = panel.get_by_test_id("fleet-panel")
+        expect(fleet.get_by_test_id("fleet-deployment")).to_contain_text(
+            "7/8 serving · 7 ready · revision 3 · v0.11.0"
+        )
+        expect(fleet.get_by_test_id("fleet-node")).to_have_count(2)
+        expect(fleet.locator('[data-name="node-2"]')).to_contain_text("(cordoned)")
+        faulty = fleet.locator('[data-name="node-1"] .gpu-fault')
+        expect(faulty).to_have_attribute("title", "GPU 1: free — xid 48")
         panel.get_by_test_id("scenario-xid_48").click()
         expect(panel.get_by_test_id("scenario-xid_48")).to_have_attribute("aria-pressed", "true")
         expect(panel.get_by_test_id("scenario-truth")).to_contain_text("xid_48")

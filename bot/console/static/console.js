@@ -491,6 +491,24 @@
     return result;
   }
 
+  // The fleet at a glance: a line per Deployment, a strip of GPU cells per node (what
+  // runs there, starting, faulty). An unknown shape falls back to the generic view.
+  function fleetView(data) {
+    if (!Array.isArray(data.deployments) || !Array.isArray(data.nodes)) return jsonView(data);
+    const deployments = data.deployments.map((d) => el("div", { class: "fleet-deployment", testid: "fleet-deployment", "data-name": d.name },
+      el("strong", {}, d.name),
+      el("div", { class: "meta" }, `${d.serving}/${d.desired} serving · ${d.ready} ready · revision ${d.revision} · ${String(d.image || "").split(":").pop()}`)));
+    const nodes = data.nodes.map((n) => el("div", { class: "fleet-node", testid: "fleet-node", "data-name": n.name, "data-schedulable": String(n.schedulable) },
+      el("span", { class: "fleet-node-name" }, n.name, n.schedulable ? "" : " (cordoned)"),
+      el("span", { class: "gpu-strip" }, ...(n.gpus || []).map((g) => {
+        const faults = (g.faults || []).join(", ");
+        const kind = faults ? "fault" : g.starting ? "starting" : g.pod ? "serving" : "free";
+        return el("span", { class: `gpu gpu-${kind}`, title: `GPU ${g.gpu}: ${g.pod || "free"}${g.starting ? " (starting)" : ""}${faults ? " — " + faults : ""}` });
+      }))));
+    const legend = el("div", { class: "meta" }, "GPU: ", ...["serving", "starting", "fault", "free"].map((k) => el("span", {}, el("span", { class: `gpu gpu-${k}` }), ` ${k} `)));
+    return el("div", {}, ...deployments, el("h4", {}, "Nodes"), legend, ...nodes);
+  }
+
   async function refreshSimulator() {
     const [index, truth, fleet] = await Promise.all([simulator("index"), simulator("scenario"), simulator("fleet")]);
     const problems = [index, truth].filter((r) => !r.ok).map((r) => r.data.error);
@@ -506,7 +524,7 @@
       }, name)));
     }
     $("scenario-truth").replaceChildren(truth.ok ? jsonView(truth.data) : el("span", {}, "—"));
-    $("fleet-panel").replaceChildren(fleet.ok ? jsonView(fleet.data)
+    $("fleet-panel").replaceChildren(fleet.ok ? fleetView(fleet.data)
       : el("span", { class: "meta" }, fleet.status === 404 ? "No fleet view: this simulator has no /fleet." : `Fleet unavailable: ${fleet.data.error}`));
   }
 
