@@ -103,7 +103,12 @@ def _add_fleet_arguments(p: argparse.ArgumentParser, default_replicas: int | Non
 
 
 def _add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=8080, help="the console's port (default 8080)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the console's port (default 8080, or a free one when 8080 is taken)",
+    )
     p.add_argument(
         "--state-dir",
         metavar="DIR",

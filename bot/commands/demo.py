@@ -15,8 +15,10 @@ from rich.markup import escape
 
 from bot.commands.common import EXIT_OK, EXIT_PROBLEM, UsageError, err
 from bot.demo.stack import DemoError, DemoOptions, DemoStack
+from bot.simulator.prometheus_runner import port_or_free
 
 DEFAULT_MODELS = ("llama-3.1-70b-instruct", "qwen2.5-7b-instruct")
+DEFAULT_PORT = 8080
 
 
 def _options(args: argparse.Namespace, runbooks_dir: Path | None = None) -> DemoOptions:
@@ -31,7 +33,7 @@ def _options(args: argparse.Namespace, runbooks_dir: Path | None = None) -> Demo
         scenario=getattr(args, "scenario", None) or "healthy",
         seed=getattr(args, "seed", 0),
         legacy_fraction=getattr(args, "legacy_fraction", 0.0),
-        console_port=args.port,
+        console_port=args.port or port_or_free(DEFAULT_PORT),
         scrape_interval_s=args.scrape_interval,
         verify_after_s=args.verify_after,
         runbooks_dir=runbooks_dir,
