@@ -40,6 +40,7 @@ SCENARIOS: list[tuple[str, str, dict[str, Any]]] = [
     ("rollback", "rollout/ml/mistral", {}),
     ("restart", "deployment/ml/llama", {}),
     ("restart", "statefulset/ml/qwen", {}),
+    ("restart", "pod/ml/phi-a1b2c", {"wait_s": 0}),
     ("drain", "node/gpu-1", {"timeout_s": 10, "retry_interval_s": 0.05}),
     ("uncordon", "node/gpu-1", {}),
 ]
@@ -137,6 +138,29 @@ def seed(fake: KubernetesStandIn) -> None:
     fake.add_pod("kube-system", "dcgm-1", "gpu-1", {}, owner=("DaemonSet", "dcgm"))
     fake.add_pod("kube-system", "kube-proxy-gpu-1", "gpu-1", {}, mirror=True)
     fake.add_pdb("ml", "llama", {"app": "llama"}, min_available=1)
+    # a pod of a Deployment's ReplicaSet, restarted on its own
+    fake.add_deployment("ml", "phi", "vllm:0.6.3", replicas=1)
+    (rs,) = [r for r in fake.list("replicasets", "ml") if r["metadata"]["name"].startswith("phi-")]
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "controller": True,
+        **{k: rs["metadata"][k] for k in ("name", "uid")},
+    }
+    labels = rs["spec"]["selector"]["matchLabels"]
+    fake.put_object(
+        "pods",
+        {
+            "metadata": {
+                "name": "phi-a1b2c",
+                "namespace": "ml",
+                "labels": labels,
+                "ownerReferences": [owner],
+            },
+            "spec": {"nodeName": "gpu-2", "containers": [{"name": "vllm", "image": "vllm:0.6.3"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        },
+    )
 
 
 async def run_everything(fake: KubernetesStandIn, token: str) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Any, cast
 from bot.config import Settings
 from bot.diagnosis.engine import DiagnosisOptions, diagnose
 from bot.diagnosis.runbooks import Runbook
+from bot.diagnosis.workloads import workload_of_pod
 from bot.models import ActionKind, RecommendedAction, Scope
 from bot.remediation.actions import get_action, silence
 from bot.remediation.actions.base import ActionError, Plan, parse_target
@@ -105,6 +106,20 @@ def namespace_of(target: str) -> str:
     """`deployment/NS/NAME` → NS; nodes have no namespace ('')."""
     parts = target.split("/")
     return parts[1] if len(parts) == 3 else ""
+
+
+def recheck_scope(req: ActionRequest) -> Scope:
+    """What a verification re-checks: the diagnosis's scope, except that a restarted pod of a
+    Deployment is followed to its Deployment (its replacement has a new name, and the old
+    name's series end with it); a StatefulSet's pod comes back under its own name."""
+    labels = dict(req.scope or {})
+    if req.kind == "restart" and req.target.startswith("pod/"):
+        _, namespace, pod = req.target.split("/")
+        workload = workload_of_pod(namespace, pod)
+        if labels.get("pod") == pod and workload.startswith("deployment/"):
+            del labels["pod"]
+            labels["deployment"] = workload.rsplit("/", 1)[1]
+    return Scope(cluster=req.cluster, labels=labels)
 
 
 def _flat(values: dict[str, Any]) -> dict[str, str]:
@@ -491,7 +506,7 @@ class Remediation:
         runbook = self.runbooks.get(req.runbook) if req else None
         if req is None or runbook is None:
             return None
-        scope = Scope(cluster=req.cluster, labels=dict(req.scope or {}))
+        scope = recheck_scope(req)
         d = await diagnose(runbook, scope, self.metrics_for(req.cluster), self.options)
         recovered = d.status in ("ok", "warn")
         verdict = "recovered" if recovered else "still failing"

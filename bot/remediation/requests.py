@@ -16,6 +16,7 @@ from bot.remediation.actions.silence import SilenceError, parse_duration
 
 ACTION_VERBS = ("scale", "rollback", "restart", "drain", "uncordon", "silence", "unsilence")
 WORKLOAD_KINDS = ("deployment", "statefulset", "rollout")
+RESTART_KINDS = (*WORKLOAD_KINDS, "pod")
 
 
 SILENCE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -44,14 +45,14 @@ class Asked:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _workload(word: str) -> str:
-    """`ns/name` → deployment/ns/name; `kind/ns/name` as given."""
+def _workload(word: str, kinds: tuple[str, ...] = WORKLOAD_KINDS) -> str:
+    """`ns/name` → deployment/ns/name; `kind/ns/name` as given (``kind`` one of ``kinds``)."""
     parts = word.split("/")
     if len(parts) == 2 and all(parts):
         parts = ["deployment", *parts]
-    if len(parts) != 3 or parts[0] not in WORKLOAD_KINDS or not all(parts):
+    if len(parts) != 3 or parts[0] not in kinds or not all(parts):
         raise RequestSyntaxError(
-            f"`{word}` is not NAMESPACE/NAME or deployment|statefulset/NAMESPACE/NAME"
+            f"`{word}` is not NAMESPACE/NAME or {'|'.join(kinds)}/NAMESPACE/NAME"
         )
     kind, namespace, name = parts
     check_name("namespace", namespace, DNS_LABEL)
@@ -65,10 +66,16 @@ def parse_action(verb: str, words: list[str]) -> Asked:
         if len(words) != 2 or not _digits(words[1]):
             raise RequestSyntaxError("usage: `scale NAMESPACE/DEPLOYMENT REPLICAS`")
         return Asked("scale", _workload(words[0]), {"replicas": int(words[1])})
-    if verb in ("rollback", "restart"):
+    if verb == "rollback":
         if len(words) != 1:
-            raise RequestSyntaxError(f"usage: `{verb} NAMESPACE/DEPLOYMENT`")
+            raise RequestSyntaxError("usage: `rollback NAMESPACE/DEPLOYMENT`")
         return Asked(verb, _workload(words[0]))
+    if verb == "restart":  # a whole workload, or one pod (its controller replaces it)
+        if len(words) != 1:
+            raise RequestSyntaxError(
+                "usage: `restart NAMESPACE/DEPLOYMENT` or `restart pod/NAMESPACE/POD`"
+            )
+        return Asked(verb, _workload(words[0], RESTART_KINDS))
     if verb in ("drain", "uncordon"):
         if len(words) != 1 or "/" in words[0]:
             raise RequestSyntaxError(f"usage: `{verb} NODE`")

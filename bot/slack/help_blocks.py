@@ -36,7 +36,8 @@ USAGE = "\n".join(
         f"• `{ids.COMMAND} runbooks` — list the runbooks",
         f"• `{ids.COMMAND} status [scope…]` — a quick health overview",
         f"• `{ids.COMMAND} scale NS/DEPLOYMENT N` · `rollback NS/DEPLOYMENT` · "
-        "`restart NS/DEPLOYMENT` · `drain NODE` · `uncordon NODE` · "
+        "`restart NS/DEPLOYMENT` (or one pod: `restart pod/NS/POD`) · `drain NODE` · "
+        "`uncordon NODE` · "
         "`silence ALERT{label=value} 2h` · `unsilence ID` — plan, confirm, then act "
         "(permissions apply)",
         f"• `{ids.COMMAND} audit [N|TARGET]` — recent audit records",

@@ -329,15 +329,22 @@ class KubeClient:
             raise _unreachable(exc) from exc
         return _to_dict(obj)
 
-    async def evict(self, name: str, namespace: str, *, dry_run: bool = False) -> None:
-        """Evict a pod through the Eviction API (PDBs are enforced by the API server)."""
-        eviction = Pod.Eviction.from_dict(  # type: ignore[no-untyped-call]
-            {
-                "apiVersion": "policy/v1",
-                "kind": "Eviction",
-                "metadata": {"name": name, "namespace": namespace},
-            }
-        )
+    async def evict(
+        self, name: str, namespace: str, *, dry_run: bool = False, uid: str | None = None
+    ) -> None:
+        """Evict a pod through the Eviction API (PDBs are enforced by the API server).
+
+        With ``uid``, only that pod: a newer pod of the same name (a StatefulSet's
+        replacement) is left alone, and the API server answers 409 Conflict instead.
+        """
+        body: Obj = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        if uid:
+            body["deleteOptions"] = {"preconditions": {"uid": uid}}
+        eviction = Pod.Eviction.from_dict(body)  # type: ignore[no-untyped-call]
         try:
             await self._client.create(eviction, name=name, namespace=namespace, dry_run=dry_run)
         except ApiError as exc:
