@@ -39,7 +39,8 @@ both run on it. It implements what the bot's actions use, with the API's semanti
 
 Every request is recorded in :attr:`KubernetesStandIn.requests`. In-process callers read
 with ``get``/``list``, write with ``put_object``/``update``/``delete_object``, restore a
-consistent set of objects with ``load``, and hear of every change with ``subscribe``.
+consistent set of objects with ``load``, say when an object was created with
+``set_created``, and hear of every change with ``subscribe``.
 """
 
 from __future__ import annotations
@@ -338,6 +339,23 @@ class KubernetesStandIn(Seeding, StartStop):
             if new == current:
                 return copy.deepcopy(current)
             return copy.deepcopy(self._store(rt, key, new, current))
+
+    def set_created(
+        self, plural: str, namespace: str | None, name: str, created: str
+    ) -> str | None:
+        """Say when an object was created: the API never changes ``creationTimestamp``, a
+        simulation deciding when something happened does. Returns the time replaced;
+        None when there is no such object."""
+        with self._change():
+            obj = self._objects.get((plural, namespace or "", name))
+            if obj is None:
+                return None
+            meta = obj["metadata"]
+            before = str(meta.get("creationTimestamp", ""))
+            if before != created:
+                meta["creationTimestamp"] = created
+                meta["resourceVersion"] = self._bump()
+            return before
 
     def load(self, objects: Iterable[tuple[str, Obj]]) -> None:
         """Store ``(plural, object)`` pairs exactly as given, as a restore from a backup

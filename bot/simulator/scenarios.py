@@ -20,6 +20,9 @@ from bot.simulator.engine import EngineProfile
 from bot.simulator.fleet import Condition, Fleet, Gpu, Replica, unchanged
 
 ActionKind = str  # scale | rollback | drain | restart | silence | config | none
+# A fault of a revision: the pods running it rolled out when the scenario began (a fleet
+# twin dates their ReplicaSet so).
+BAD_REVISION = "bad_revision"
 
 
 class Fault(BaseModel):
@@ -308,7 +311,7 @@ def bad_rollout(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
         action="rollback",
         action_target=_deployment_target(fleet, victims[0]),
         faults=[
-            _replica_fault("bad_revision", r, f"{bad_image}: 5% errors, TPOT x1.6") for r in victims
+            _replica_fault(BAD_REVISION, r, f"{bad_image}: 5% errors, TPOT x1.6") for r in victims
         ],
         conditions=conditions,
     )

@@ -15,6 +15,9 @@ Layout (documented in README.md, "Fleet simulator"):
   Kubernetes API stand-in when a fleet twin runs, see ``bot.simulator.twin``), its pods;
   per node ``schedulable`` (false once cordoned) and each GPU's pod (``starting`` while
   its pod starts) and current ``faults``; the scenario's ground truth
+- ``GET /kube-state-metrics/metrics``  kube-state-metrics' /metrics for the cluster,
+  while a fleet twin runs (404 otherwise: a bare fleet has no Kubernetes objects)
+- ``GET /sd/kube-state-metrics``  HTTP SD: that target while a fleet twin runs, else none
 - ``GET /prometheus.yml`` a scrape configuration for this simulator
   (``?honor_labels=false``: the kube-prometheus-stack form; ``?cluster=NAME``: series
   labelled ``cluster=NAME`` by relabelling)
@@ -47,7 +50,8 @@ class Simulator:
     """A fleet, its current scenario and the clock.
 
     ``lock`` guards the fleet: the HTTP handlers and a fleet twin (on another thread)
-    read and change it, each holding the lock.
+    read and change it, each holding the lock. ``kube_state_metrics``, set by a running
+    fleet twin, renders kube-state-metrics' /metrics for its cluster.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class Simulator:
         self.ecc_counters = ecc_counters
         self.lock = threading.RLock()
         self.truth: GroundTruth = apply_scenario(fleet, scenario, seed, clock())
+        self.kube_state_metrics: Callable[[], str] | None = None
 
     def switch(self, scenario: str, seed: int | None = None) -> GroundTruth:
         with self.lock:
@@ -139,8 +144,24 @@ class Simulator:
             for n in self.fleet.nodes
         ]
 
+    def sd_kube_state_metrics(self, address: str) -> list[dict[str, Any]]:
+        """One target while a fleet twin serves kube-state-metrics, else none."""
+        if self.kube_state_metrics is None:
+            return []
+        return [
+            {
+                "targets": [address],
+                "labels": {
+                    "__metrics_path__": KUBE_STATE_METRICS_PATH,
+                    "instance": KUBE_STATE_METRICS_INSTANCE,
+                },
+            }
+        ]
+
 
 EXPORTER_NAMESPACE = "gpu-operator"
+KUBE_STATE_METRICS_PATH = "/kube-state-metrics/metrics"
+KUBE_STATE_METRICS_INSTANCE = "kube-state-metrics:8080"
 
 
 def exporter_pod(node: str) -> str:
@@ -152,24 +173,34 @@ def exporter_pod(node: str) -> str:
 def scrape_jobs(
     base_url: str, refresh: str, *, honor_labels: bool = True, cluster: str | None = None
 ) -> list[dict[str, Any]]:
-    """The simulator's two scrape jobs.
+    """The simulator's scrape jobs: vLLM, dcgm-exporter and kube-state-metrics (whose
+    service discovery lists a target only while a fleet twin runs).
 
     ``honor_labels``: dcgm-exporter labels each GPU with the pod using it; ``True`` keeps
     those labels, ``False`` is the kube-prometheus-stack ServiceMonitor default (they
     arrive as ``exported_pod``/``exported_namespace``/``exported_container``).
+    kube-state-metrics is always scraped with ``honor_labels: true`` (its series name the
+    objects they describe in ``namespace``/``pod``), as kube-prometheus-stack does.
     ``cluster``: add a ``cluster`` label by relabelling (as a federating query layer
     presents each cluster's series), job names suffixed so several clusters' jobs can
-    share one configuration while their ``job`` labels stay ``vllm``/``dcgm-exporter``.
+    share one configuration while their ``job`` labels stay ``vllm``/``dcgm-exporter``/
+    ``kube-state-metrics``.
     """
     base = base_url.rstrip("/")
     jobs: list[dict[str, Any]] = []
-    for job, sd in (("vllm", "vllm"), ("dcgm-exporter", "dcgm")):
+    for job, sd in (
+        ("vllm", "vllm"),
+        ("dcgm-exporter", "dcgm"),
+        ("kube-state-metrics", "kube-state-metrics"),
+    ):
         config: dict[str, Any] = {
             "job_name": f"{job}-{cluster}" if cluster else job,
             "http_sd_configs": [{"url": f"{base}/sd/{sd}", "refresh_interval": refresh}],
         }
         if sd == "dcgm":
             config["honor_labels"] = honor_labels
+        elif sd == "kube-state-metrics":
+            config["honor_labels"] = True
         if cluster:
             config["relabel_configs"] = [
                 {"target_label": "job", "replacement": job},
@@ -240,6 +271,8 @@ def make_app(sim: Simulator) -> web.Application:
                     "/nodes/{node}/metrics",
                     "/sd/vllm",
                     "/sd/dcgm",
+                    "/sd/kube-state-metrics",
+                    KUBE_STATE_METRICS_PATH,
                     "/scenario",
                     "/fleet",
                     "/prometheus.yml",
@@ -277,6 +310,17 @@ def make_app(sim: Simulator) -> web.Application:
     @routes.get("/sd/dcgm")
     async def sd_dcgm(request: web.Request) -> web.Response:
         return _json(sim.sd_dcgm(address(request)))
+
+    @routes.get("/sd/kube-state-metrics")
+    async def sd_kube_state_metrics(request: web.Request) -> web.Response:
+        return _json(sim.sd_kube_state_metrics(address(request)))
+
+    @routes.get(KUBE_STATE_METRICS_PATH)
+    async def kube_state_metrics(request: web.Request) -> web.Response:
+        render = sim.kube_state_metrics
+        if render is None:
+            return _error(404, "no cluster: kube-state-metrics is served while a fleet twin runs")
+        return web.Response(body=render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
     @routes.get("/scenario")
     async def get_scenario(request: web.Request) -> web.Response:

@@ -23,6 +23,14 @@ starts a thread that plays scheduler and kubelet, keeping the two in step:
 * a cordoned node takes no new replica; a GPU with a hardware fault is never allocated;
 * a replica that is down (crash, lost GPU) has its pod reported not Ready.
 
+A scenario whose fault is a revision (``bad_rollout``) says that revision rolled out when
+the scenario began: its ReplicaSet and pods carry that creation time while the scenario
+runs, and their own again once another scenario runs.
+
+While it runs the twin is the cluster's kube-state-metrics too: the simulator serves
+:meth:`FleetTwin.kube_state_metrics` (the stand-in's objects as kube-state-metrics exposes
+them) at ``/kube-state-metrics/metrics`` and lists it in ``/sd/kube-state-metrics``.
+
 ``token`` is a bearer token that may do everything (an admin's); a pod's image is the
 replica's, so a rollback changes the revision that serves. Thread-safety: the fleet is
 changed only under ``sim.lock``; the stand-in has its own lock, always taken second.
@@ -35,9 +43,11 @@ import secrets
 import threading
 from dataclasses import dataclass
 
+from bot.simulator import kube_state_metrics as ksm
 from bot.simulator.fleet import Fleet, Gpu, Workload
 from bot.simulator.kube_objects import REVISION_ANNOTATION, Obj, pod_ready
 from bot.simulator.kubernetes_api import KubernetesStandIn
+from bot.simulator.scenarios import BAD_REVISION, GroundTruth
 from bot.simulator.server import Simulator
 from bot.simulator.serving import StartStop
 from bot.simulator.twin_seed import iso, seed_objects
@@ -92,6 +102,21 @@ def _cordoned(obj: Obj) -> tuple[str, bool]:
     return obj["metadata"]["name"], bool((obj.get("spec") or {}).get("unschedulable"))
 
 
+@dataclass(frozen=True)
+class _Dates:
+    """When an object was created (and, for a pod, started)."""
+
+    created: str
+    started: str | None = None
+
+
+def _replicaset_of(pod: Obj) -> str | None:
+    for ref in pod["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "ReplicaSet" and ref.get("controller"):
+            return str(ref.get("name"))
+    return None
+
+
 class FleetTwin(StartStop):
     """``startup_delay_s``: from a pod's binding to its replica serving (and Ready);
     ``resync_s``: how often readiness is re-checked when nothing else happens."""
@@ -110,6 +135,8 @@ class FleetTwin(StartStop):
         self.token = token or secrets.token_urlsafe(24)
         self.kubernetes = KubernetesStandIn(manage_pods=True, admin_token=self.token)
         self._starting: dict[str, _Starting] = {}
+        self._dated_for: GroundTruth | None = None
+        self._redated: dict[tuple[str, str], _Dates] = {}  # (plural, name) → own dates
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -126,15 +153,31 @@ class FleetTwin(StartStop):
         self.reconcile()
         self._thread = threading.Thread(target=self._run, name="FleetTwin", daemon=True)
         self._thread.start()
+        self.sim.kube_state_metrics = self.kube_state_metrics
         return self
 
     def stop(self) -> None:
+        if self.sim.kube_state_metrics == self.kube_state_metrics:
+            self.sim.kube_state_metrics = None
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
         self.kubernetes.stop()
+
+    def kube_state_metrics(self) -> str:
+        """What kube-state-metrics would serve for the stand-in's objects now."""
+        samples: list[ksm.Sample] = []
+        for plural, fn in (
+            ("pods", ksm.pod_samples),
+            ("replicasets", ksm.replicaset_samples),
+            ("deployments", ksm.deployment_samples),
+            ("nodes", ksm.node_samples),
+        ):
+            for found in self.kubernetes.project(plural, None, fn):
+                samples += found
+        return ksm.exposition(samples)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -155,6 +198,7 @@ class FleetTwin(StartStop):
                 for p in self.kubernetes.project("pods", self.fleet.namespace, _pod)
                 if p.app in self.fleet.models
             }
+            self._sync_revision_dates()
             self._sync_nodes()
             self._drop_gone(pods)
             self._serve_started(now)
@@ -163,6 +207,50 @@ class FleetTwin(StartStop):
             self._sync_workloads()
             due = [s.ready_at - now for s in self._starting.values()]
         return max(0.05, min([self.resync_s, *due]))
+
+    def _sync_revision_dates(self) -> None:
+        """Date the revision a scenario's fault is (its ReplicaSet and pods) to when the
+        scenario began; give what an earlier scenario dated its own dates back."""
+        truth = self.sim.truth
+        if truth is self._dated_for:
+            return
+        self._dated_for = truth
+        ns = self.fleet.namespace
+        when = iso(truth.started_at)
+        wanted: dict[tuple[str, str], _Dates] = {}
+        for fault in truth.faults:
+            pod = self.kubernetes.get("pods", ns, fault.pod) if fault.pod else None
+            if fault.kind != BAD_REVISION or pod is None:
+                continue
+            wanted[("pods", pod["metadata"]["name"])] = _Dates(when, when)
+            replicaset = _replicaset_of(pod)
+            if replicaset is not None:
+                wanted[("replicasets", replicaset)] = _Dates(when)
+        for key in [k for k in self._redated if k not in wanted]:
+            self._date(key, self._redated.pop(key))
+        for key, dates in wanted.items():
+            own = self._date(key, dates)
+            if own is not None:
+                self._redated.setdefault(key, own)
+
+    def _date(self, key: tuple[str, str], dates: _Dates) -> _Dates | None:
+        """Set an object's dates; returns those it had (None: it is gone)."""
+        plural, name = key
+        ns = self.fleet.namespace
+        created = self.kubernetes.set_created(plural, ns, name, dates.created)
+        if created is None:
+            return None
+        started: list[str | None] = [None]
+
+        def start(pod: Obj) -> None:
+            status = pod.setdefault("status", {})
+            started[0] = status.get("startTime")
+            if dates.started is not None:
+                status["startTime"] = dates.started
+
+        if plural == "pods":
+            self.kubernetes.update(plural, ns, name, start)
+        return _Dates(created, started[0])
 
     def _sync_nodes(self) -> None:
         for name, cordoned in self.kubernetes.project("nodes", None, _cordoned):

@@ -3,7 +3,9 @@
 Per Deployment (one per model): the Deployment, two ReplicaSets (the revision before,
 running the previous vLLM image, scaled to 0; and the current one, whose pod-template-hash
 is the one in the fleet's pod names), its pods on the fleet's nodes, Ready, and a
-PodDisruptionBudget (maxUnavailable 1). The first Deployment has an HPA. Nodes carry the
+PodDisruptionBudget (maxUnavailable 1). The current revision rolled out before its oldest
+replica started and at least ``ROLLED_OUT_S`` ago, the one before ``HISTORY_S`` earlier:
+a seeded fleet has no recent rollout. The first Deployment has an HPA. Nodes carry the
 labels and GPU capacity of GPU nodes; each runs a dcgm-exporter DaemonSet pod.
 """
 
@@ -29,6 +31,8 @@ Seed = list[tuple[str, Obj]]  # (plural, object) pairs for KubernetesStandIn.loa
 ZONES = ("zone-a", "zone-b", "zone-c")
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 EXPORTER_DAEMONSET = "nvidia-dcgm-exporter"
+ROLLED_OUT_S = 3 * 3600.0  # the current revision is at least this old
+HISTORY_S = 14 * 86400.0  # between the revision before and the current one
 
 
 def uid(*parts: str) -> str:
@@ -138,10 +142,12 @@ def _exporter_pod(node: Node, started: float) -> Obj:
     }
 
 
-def deployment_objects(fleet: Fleet, deployment: str) -> Seed:
+def deployment_objects(fleet: Fleet, deployment: str, now: float) -> Seed:
     """The Deployment, its two revisions' ReplicaSets, its pods and its PDB."""
     ns = fleet.namespace
     replicas = [r for r in fleet.replicas if r.deployment == deployment]
+    rolled_out = min([now - ROLLED_OUT_S, *(r.started_at for r in replicas)]) - 60.0
+    created = {1: rolled_out - HISTORY_S, 2: rolled_out}
     dep_uid = uid("deployment", ns, deployment)
     labels = {"app": deployment}
     image = replicas[0].image
@@ -165,6 +171,7 @@ def deployment_objects(fleet: Fleet, deployment: str) -> Seed:
                     "labels": labels,
                     "annotations": {REVISION_ANNOTATION: "2"},
                     "generation": 2,
+                    "creationTimestamp": iso(created[1]),
                 },
                 "spec": {
                     "replicas": len(replicas),
@@ -175,6 +182,7 @@ def deployment_objects(fleet: Fleet, deployment: str) -> Seed:
                         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
                     },
                 },
+                "status": {"observedGeneration": 2},
             },
         )
     ]
@@ -197,6 +205,7 @@ def deployment_objects(fleet: Fleet, deployment: str) -> Seed:
                         "labels": rs_labels,
                         "annotations": {REVISION_ANNOTATION: str(revision)},
                         "ownerReferences": [_owner("Deployment", deployment, dep_uid)],
+                        "creationTimestamp": iso(created[revision]),
                     },
                     "spec": {
                         "replicas": count,
@@ -218,6 +227,7 @@ def deployment_objects(fleet: Fleet, deployment: str) -> Seed:
                         "generateName": f"{rs_name}-",
                         "namespace": ns,
                         "uid": uid("pod", ns, replica.pod),
+                        "creationTimestamp": iso(rolled_out),
                         "labels": pod_labels,
                         "ownerReferences": [_owner("ReplicaSet", rs_name, rs_uids[current_hash])],
                     },
@@ -274,7 +284,7 @@ def seed_objects(fleet: Fleet, now: float) -> Seed:
         objects.append(("nodes", node_object(node, i, len(node.gpus))))
         objects.append(("pods", _exporter_pod(node, started)))
     for deployment in fleet.deployments:
-        objects += deployment_objects(fleet, deployment)
+        objects += deployment_objects(fleet, deployment, now)
     if fleet.deployments:
         objects.append(("horizontalpodautoscalers", hpa_object(fleet, fleet.deployments[0])))
     return objects

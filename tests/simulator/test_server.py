@@ -212,18 +212,23 @@ def test_a_replica_that_is_down_answers_503(served: Served) -> None:
 # --- scrape configuration -----------------------------------------------------------------
 
 
-def test_prometheus_yml_scrapes_both_exporters(served: Served) -> None:
+def test_prometheus_yml_scrapes_every_exporter(served: Served) -> None:
     response = served.http.get("/prometheus.yml", params={"interval": "5"})
     assert response.status_code == 200
     config = yaml.safe_load(response.text)
     assert config["global"]["scrape_interval"] == "5s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"vllm", "dcgm-exporter"}
+    assert set(jobs) == {"vllm", "dcgm-exporter", "kube-state-metrics"}
     assert jobs["dcgm-exporter"]["honor_labels"] is True
+    assert jobs["kube-state-metrics"]["honor_labels"] is True  # its series name their objects
     assert not jobs["vllm"].get("honor_labels", False)
     base = served.server.url
     assert jobs["vllm"]["http_sd_configs"][0]["url"] == f"{base}/sd/vllm"
     assert jobs["dcgm-exporter"]["http_sd_configs"][0]["url"] == f"{base}/sd/dcgm"
+    ksm = jobs["kube-state-metrics"]["http_sd_configs"][0]["url"]
+    assert ksm == f"{base}/sd/kube-state-metrics"
+    # a fleet without a twin has no cluster objects: nothing to scrape there
+    assert served.http.get("/sd/kube-state-metrics").json() == []
 
 
 def test_prometheus_yml_defaults_to_a_15_second_interval(served: Served) -> None:
