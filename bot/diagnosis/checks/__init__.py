@@ -10,6 +10,7 @@ from bot.diagnosis.checks import (
     long_prefills,
     preemption_rate,
     queue_depth,
+    recent_rollout,
     replica_health,
     running_seqs,
     throughput,
@@ -37,6 +38,7 @@ REGISTRY: dict[str, Check] = {
         replica_health,
         engine_config,
         throughput,
+        recent_rollout,
     )
 }
 

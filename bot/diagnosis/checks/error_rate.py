@@ -13,20 +13,30 @@ ID, TITLE = "error_rate", "Error rate"
 API = 'handler=~"/v1/.*"'
 
 
-async def run(ctx: CheckContext) -> CheckResult:
-    w = ctx.window
+def ratio(ctx: CheckContext, extra: str = "") -> str:
+    """The failing share of each replica's requests over the window (one series each);
+    ``extra``: more matchers for the replicas' series."""
     # HTTP series carry no model_name: both ratios share one label set to merge per replica.
     by = replica_identity(ctx.scope)
-    http_failed = ctx.rate(HTTP_REQUESTS, by, f'{API},status="5xx"')
-    http_all = ctx.rate(HTTP_REQUESTS, by, API)
-    engine_failed = ctx.rate(REQUEST_SUCCESS, by, 'finished_reason=~"error|abort"')
-    engine_all = ctx.rate(REQUEST_SUCCESS, by)
+
+    def rate(metric: str, matchers: str = "") -> str:
+        return ctx.rate(metric, by, ",".join(m for m in (matchers, extra) if m))
+
+    http_failed = rate(HTTP_REQUESTS, f'{API},status="5xx"')
+    http_all = rate(HTTP_REQUESTS, API)
+    engine_failed = rate(REQUEST_SUCCESS, 'finished_reason=~"error|abort"')
+    engine_all = rate(REQUEST_SUCCESS)
+    return f"(({http_failed} / {http_all}) or ({engine_failed} / {engine_all}))"
+
+
+async def run(ctx: CheckContext) -> CheckResult:
+    w = ctx.window
     return await gauge_check(
         ctx,
         check_id=ID,
         title=TITLE,
         what="Errors",
-        expr=f"(({http_failed} / {http_all}) or ({engine_failed} / {engine_all}))",
+        expr=ratio(ctx),
         unit="ratio",
         rates=True,
         missing=f"no {HTTP_REQUESTS} nor {REQUEST_SUCCESS} traffic in scope over {w}",
