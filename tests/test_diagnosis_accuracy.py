@@ -100,6 +100,10 @@ def test_healthy_fleet_draws_no_critical_from_any_runbook(stack: FleetStack) -> 
                 (c.id, c.summary) for c in blind
             ]
             assert all(c.summary == KSM_MISSING for c in blind if c.id == "recent_rollout")
+            if {c.id for c in blind} == {"recent_rollout"}:
+                # a context check: without kube-state-metrics a healthy fleet stays healthy
+                assert d.status == "ok", (runbook.id, d.status)
+                assert d.findings[0].id == "healthy", (runbook.id, d.findings[0])
             assert not d.actions, f"{runbook.id}: recommends {d.actions} on a healthy fleet"
 
     eventually(quiet, timeout_s=60, interval_s=2)

@@ -7,12 +7,12 @@ signals that need a human — never numbers alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.diagnosis import sizing
-from bot.diagnosis.checks.base import fmt
+from bot.diagnosis.checks.base import fmt, is_context
 from bot.diagnosis.rules import PLACEHOLDER, TARGET_FORMS, ActionSpec, Condition, Rule
 from bot.diagnosis.runbooks import Runbook
 from bot.diagnosis.workloads import workload_of_pod
@@ -278,11 +278,17 @@ def evaluate(
     return findings, list(actions.values())
 
 
+def overall_status(results: Sequence[CheckResult]) -> Status:
+    """The worst check status; a context check's unknown does not count (Check.context)."""
+    counted = [r.status for r in results if r.status != "unknown" or not is_context(r.id)]
+    return worst(counted or [r.status for r in results])
+
+
 def _fallback_findings(
     runbook: Runbook, results: Mapping[str, CheckResult], matched: bool
 ) -> list[Finding]:
     out: list[Finding] = []
-    blind = [r for r in results.values() if r.status == "unknown"]
+    blind = [r for r in results.values() if r.status == "unknown" and not is_context(r.id)]
     bad = sorted(
         (r for r in results.values() if r.status in ("warn", "crit")),
         key=lambda r: -status_rank(r.status),

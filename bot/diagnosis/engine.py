@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import LabelConventions
 from bot.diagnosis.checks import REGISTRY, CheckContext
-from bot.diagnosis.decisions import SizingPolicy, evaluate
+from bot.diagnosis.decisions import SizingPolicy, evaluate, overall_status
 from bot.diagnosis.labels import detect as detect_conventions
 from bot.diagnosis.per_workload import fallbacks, labelled, scope_of, unwell, workloads_in
 from bot.diagnosis.promql import (
@@ -30,7 +30,7 @@ from bot.diagnosis.promql import (
     with_conventions,
 )
 from bot.diagnosis.runbooks import Runbook
-from bot.models import CheckResult, Diagnosis, Finding, RecommendedAction, Scope, status_rank, worst
+from bot.models import CheckResult, Diagnosis, Finding, RecommendedAction, Scope, status_rank
 from bot.sources.prometheus import MetricsError, MetricsSource
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ async def diagnose(
         runbook=runbook.id,
         title=runbook.title,
         scope=scope,
-        status=worst([r.status for r in ordered]),
+        status=overall_status(ordered),
         checks=ordered,
         findings=findings,
         actions=actions,

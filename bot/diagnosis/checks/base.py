@@ -162,6 +162,16 @@ class Check:
     defaults: Mapping[str, Any]
     description: str = ""
     thresholds: Callable[[Mapping[str, Any]], Thresholds] | None = plain_thresholds
+    # A context check explains signals other checks show (was a rollout to blame?); it
+    # cannot show a fault alone, so its blindness leaves a diagnosis healthy, not unknown.
+    context: bool = False
+
+
+def is_context(check_id: str) -> bool:
+    from bot.diagnosis.checks import REGISTRY  # the registry imports this module
+
+    check = REGISTRY.get(check_id)
+    return check is not None and check.context
 
 
 def target_of(labels: Mapping[str, str]) -> dict[str, str]:

@@ -443,4 +443,5 @@ CHECK = Check(
     },
     description="age of the newest revision; whether its replicas err or decode slower",
     thresholds=None,
+    context=True,
 )
