@@ -251,10 +251,6 @@ def test_readiness_and_health(world: World) -> None:
     assert httpx.get(f"{world.bot.url}/readyz").status_code == 200
 
 
-def test_unreadable_fixture_paths_exist() -> None:
-    assert Path(__file__).with_name("alertmanager.py").is_file()
-
-
 def test_a_group_of_alerts_is_one_post_and_unknown_alerts_still_post(world: World) -> None:
     url = f"{world.bot.url}/alerts"
     auth = {"Authorization": f"Bearer {ALERTS_TOKEN}"}
