@@ -568,7 +568,18 @@ def test_the_recheck_keeps_a_statefulset_pod_and_other_scopes_as_they_were(
     assert request("restart", f"pod/{NS}/qwen-0", sts).labels == sts
     other = {"namespace": NS, "pod": "llama-7d9f8b6c5d-fghij"}
     assert request("restart", f"pod/{NS}/{POD}", other).labels == other
-    assert request("restart", f"deployment/{NS}/llama", {"pod": POD}).labels == {"pod": POD}
+    # a rollout of the pod's Deployment replaces it too, and a drain moves it
+    followed = {"namespace": NS, "deployment": "llama"}
+    for kind, target in (
+        ("restart", f"deployment/{NS}/llama"),
+        ("rollback", f"deployment/{NS}/llama"),
+        ("scale", f"deployment/{NS}/llama"),
+        ("drain", "node/gpu-node-7"),
+    ):
+        assert request(kind, target, {"namespace": NS, "pod": POD}).labels == followed, kind
+    assert request("rollback", f"deployment/{NS}/llama", {"pod": POD}).labels == followed
+    # another Deployment's rollback leaves this pod's scope alone
+    assert request("rollback", f"deployment/{NS}/qwen", other).labels == other
 
 
 # --- in the fleet twin ------------------------------------------------------------------------

@@ -109,16 +109,26 @@ def namespace_of(target: str) -> str:
 
 
 def recheck_scope(req: ActionRequest) -> Scope:
-    """What a verification re-checks: the diagnosis's scope, except that a restarted pod of a
-    Deployment is followed to its Deployment (its replacement has a new name, and the old
-    name's series end with it); a StatefulSet's pod comes back under its own name."""
+    """What a verification re-checks: the diagnosis's scope, except that a Deployment's pod
+    the action replaces or moves (its own restart, a rollback, restart or scale of its
+    Deployment, a drain of its node) is followed to its Deployment: a replacement has a new
+    name, and the old name's series end with it. A StatefulSet's pod keeps its name."""
     labels = dict(req.scope or {})
-    if req.kind == "restart" and req.target.startswith("pod/"):
-        _, namespace, pod = req.target.split("/")
-        workload = workload_of_pod(namespace, pod)
-        if labels.get("pod") == pod and workload.startswith("deployment/"):
-            del labels["pod"]
-            labels["deployment"] = workload.rsplit("/", 1)[1]
+    pod = labels.get("pod")
+    kind, _, rest = req.target.partition("/")
+    namespace = labels.get("namespace") or (rest.split("/")[0] if kind != "node" else "")
+    if not pod or not namespace:
+        return Scope(cluster=req.cluster, labels=labels)
+    workload = workload_of_pod(namespace, pod)
+    follows = (
+        (kind == "pod" and req.target == f"pod/{namespace}/{pod}")
+        or (kind in ("deployment", "statefulset") and req.target == workload)
+        or (kind == "node" and req.kind == "drain")
+    )
+    if follows and workload.startswith("deployment/"):
+        del labels["pod"]
+        labels["namespace"] = namespace
+        labels["deployment"] = workload.rsplit("/", 1)[1]
     return Scope(cluster=req.cluster, labels=labels)
 
 
