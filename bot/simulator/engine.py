@@ -3,6 +3,13 @@
 Pure functions over plain dataclasses, so the physics can be tested without a server.
 The numbers are shaped like a 70B model on 4 H100s; what matters is that every metric
 moves the way it does on a real engine when the fleet is healthy or broken.
+
+The queue is a fluid: arrivals above the engine's capacity pile up in it, spare capacity
+drains it, and while it holds a backlog the engine runs a full batch fed from it. Clients
+wait at most ``client_timeout_s`` for their request to start: a replica can start no more
+than ``capacity x client_timeout_s`` queued requests within that time, so a backlog beyond
+that is abandoned — those requests finish as ``abort`` — and the queue, and the queue wait
+in TTFT, stay bounded by the timeout.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ class EngineProfile:
     kv_capacity_tokens: float = 200_000.0
     kv_floor: float | None = None  # memory pressure: usage pinned at or above this
     queue_floor: float = 0.0  # extra head-of-line waiting (long prefills)
-    max_waiting: float = 1500.0  # clients give up beyond this: the excess is aborted
+    client_timeout_s: float = 60.0  # a request not started within this is abandoned
     error_fraction: float = 0.0005
     abort_fraction: float = 0.002
     prefix_hit_rate: float = 0.35
@@ -73,9 +80,11 @@ def step(
 ) -> EngineState:
     """Advance the queue by ``dt`` seconds at ``load`` times the profile's arrival rate.
 
-    ``share``: this replica's part of its Deployment's demand relative to the nominal one
-    (fewer replicas serving → more each). A pinned KV floor eases in proportion when the
-    share drops: the sequences that filled the cache are spread over more replicas.
+    ``share``: this replica's part of its Deployment's demand relative to the nominal one,
+    as the Deployment's load balancer routes it (fewer replicas serving → more each; a
+    replica with a long queue gets less, see ``fleet.Balancer``). A pinned KV floor eases in
+    proportion when the share drops: the sequences that filled the cache are spread over
+    more replicas.
     """
     arrival = profile.arrival_rps * load * share
     prompt_mean = lognormal_mean(profile.prompt_median, profile.prompt_sigma)
@@ -86,30 +95,46 @@ def step(
     prefill_mean_s = 0.02 + prompt_mean / profile.prefill_tokens_per_s
     batch_limit = min(profile.max_num_seqs, profile.scheduler_seq_cap or profile.max_num_seqs)
 
-    # TPOT depends on the batch, the batch on TPOT: two fixed-point rounds are plenty.
-    running = min(batch_limit, arrival * 6.0)
-    tpot = profile.tpot_base_s
-    service_s = prefill_mean_s
-    for _ in range(2):
-        tpot = (profile.tpot_base_s + profile.tpot_per_running_s * running) * profile.tpot_factor
-        service_s = prefill_mean_s + generation_mean * tpot
-        capacity = min(profile.capacity_rps, batch_limit / service_s)
-        running = min(batch_limit, min(arrival, capacity) * service_s)
+    def batch(offered: float) -> tuple[float, float, float]:
+        """Running sequences, TPOT and service time when ``offered`` req/s feed the batch.
 
+        TPOT depends on the batch, the batch on TPOT: two fixed-point rounds are plenty.
+        """
+        p = profile
+        running = min(batch_limit, offered * 6.0)
+        tpot = p.tpot_base_s
+        service_s = prefill_mean_s
+        for _ in range(2):
+            tpot = (p.tpot_base_s + p.tpot_per_running_s * running) * p.tpot_factor
+            service_s = prefill_mean_s + generation_mean * tpot
+            capacity = min(profile.capacity_rps, batch_limit / service_s)
+            running = min(batch_limit, min(offered, capacity) * service_s)
+        return running, tpot, service_s
+
+    running, tpot, service_s = batch(arrival)
     capacity = min(profile.capacity_rps, batch_limit / service_s)
     rho = arrival / capacity
     steady_waiting = profile.queue_floor + 6.0 * min(rho, 1.0) ** 6
+    backlog = waiting > steady_waiting + 1
+    if backlog and arrival < capacity:
+        # draining: the queue, not the arrivals, feeds the batch as fast as it serves
+        running, tpot, service_s = batch(profile.capacity_rps)
+        capacity = min(profile.capacity_rps, batch_limit / service_s)
     if arrival > capacity:
         waiting = waiting + (arrival - capacity) * dt
+        served = capacity
     else:
-        # drain towards the steady queue at the spare capacity, never below it
-        waiting = max(steady_waiting, waiting - (capacity - arrival) * dt)
-        waiting += (steady_waiting - waiting) * min(1.0, dt / 3.0)
+        # drain towards the steady queue at the spare capacity, never below it; what
+        # left the queue was served
+        drained = max(0.0, waiting - max(steady_waiting, waiting - (capacity - arrival) * dt))
+        waiting = max(steady_waiting, waiting - drained)
+        served = min(capacity, arrival + drained / max(dt, 1e-9))
+    # what the engine can start before its clients give up; the rest is abandoned
+    bound = max(steady_waiting, capacity * profile.client_timeout_s)
     aborted = 0.0
-    if waiting > profile.max_waiting:
-        aborted = (waiting - profile.max_waiting) / max(dt, 1e-9)
-        waiting = profile.max_waiting
-    served = min(arrival, capacity) if waiting <= steady_waiting + 1 else capacity
+    if waiting > bound:
+        aborted = (waiting - bound) / max(dt, 1e-9)
+        waiting = bound
     if waiting > steady_waiting + 1 and profile.scheduler_seq_cap:
         running = batch_limit  # a scheduler cap refills every freed slot at once
 

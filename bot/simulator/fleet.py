@@ -4,8 +4,10 @@ State advances lazily: a replica or node integrates its counters up to ``now`` w
 scraped, so a large idle fleet costs nothing between scrapes.
 
 The fleet changes at run time: replicas join (on free GPUs of schedulable nodes) and leave
-(:meth:`Fleet.join`, :meth:`Fleet.leave`). A Deployment's demand stays what it was: it is
-spread over the replicas serving it, so more replicas means less load on each. Callers
+(:meth:`Fleet.join`, :meth:`Fleet.leave`). A Deployment's demand stays what it was: its
+load balancer (:class:`Balancer`) spreads it over the replicas serving it, so more replicas
+means less load on each, and routes new arrivals away from long queues, so replicas that
+join after an overload take most new traffic while the old ones drain theirs. Callers
 serialise changes (the simulator's lock).
 """
 
@@ -111,7 +113,10 @@ class Replica:
     gpus: list[Gpu] = field(default_factory=list)
     profile: EngineProfile = field(default_factory=EngineProfile)
     image: str = f"{VLLM_IMAGE}:{CURRENT_VERSION}"
-    load_share: float = 1.0  # its Deployment's nominal replicas / those serving now
+    # its part of its Deployment's demand, in replicas' worth at the profile's arrival
+    # rate: set by the Deployment's balancer at each advance when it has one
+    load_share: float = 1.0
+    balancer: Balancer | None = field(default=None, repr=False, compare=False)
     crash_period_s: float | None = None  # crash loop: up for period - down, then down
     crash_down_s: float = 12.0
     crash_epoch: float = 0.0
@@ -175,6 +180,8 @@ class Replica:
             life = (now - self.started_at) / max(self.crash_period_s - self.crash_down_s, 1.0)
             profile.kv_floor = min(0.99, 0.55 + 0.45 * life)
         waiting = self.state.waiting if self.state else 0.0
+        if self.balancer is not None:
+            self.load_share = self.balancer.share(self, now)
         state = step(profile, waiting, self._load(now), dt, share=self.load_share)
         if profile.scheduler_seq_cap is None:
             # requests finish one by one: the batch breathes around its mean
@@ -229,11 +236,16 @@ class Replica:
                 iteration=LogNormalHistogram(catalog.ITERATION_TOKEN_BUCKETS),
             )
         decode_s = p.generation_median * s.tpot_s
-        h["ttft"].observe(finished, s.ttft_median_s, 0.55 if s.queue_wait_s < 1 else 0.35)
+        # a request whose first token would come after its client gave up was abandoned:
+        # none that finished waited longer than the timeout
+        timeout = p.client_timeout_s
+        h["ttft"].observe(
+            finished, s.ttft_median_s, 0.55 if s.queue_wait_s < 1 else 0.35, cap=timeout
+        )
         h["tpot"].observe(finished * generation_mean, s.tpot_s, 0.25)
         h["request_tpot"].observe(finished, s.tpot_s, 0.15)
         h["e2e"].observe(finished, s.ttft_median_s + decode_s, 0.5)
-        h["queue"].observe(finished, max(s.queue_wait_s, 0.002), 0.6)
+        h["queue"].observe(finished, max(s.queue_wait_s, 0.002), 0.6, cap=timeout)
         h["inference"].observe(finished, s.prefill_median_s + decode_s, 0.5)
         h["prefill"].observe(finished, s.prefill_median_s, p.prompt_sigma)
         h["decode"].observe(finished, decode_s, p.generation_sigma)
@@ -259,6 +271,68 @@ Condition = Callable[[Replica], None]
 
 def unchanged(replica: Replica) -> None:
     return None
+
+
+# How the balancer weighs queues: replicas within BALANCE_SLACK waiting requests of the
+# shortest queue count as equally loaded; each BALANCE_SCALE further requests cut a
+# replica's part of new arrivals by a factor e. It weighs them again at most every
+# BALANCE_INTERVAL_S seconds (a gateway's view of its endpoints is as fresh as that); a
+# longer time since the last weighing (a coarse step) weighs proportionally more gently,
+# up to BALANCE_MAX_GAP_S, so that one long step cannot overshoot the queues' meeting.
+BALANCE_SLACK = 4.0
+BALANCE_SCALE = 16.0
+BALANCE_INTERVAL_S = 1.0
+BALANCE_MAX_GAP_S = 60.0
+
+
+@dataclass
+class Balancer:
+    """The load balancer in front of one Deployment, queue-aware as inference gateways are
+    (least outstanding requests).
+
+    ``demand`` is the Deployment's demand in replicas' worth at the profile's arrival rate;
+    it is conserved whatever the number of replicas serving. A replica's part of it falls
+    exponentially with how much longer its queue is than the shortest one — a fluid
+    version of "send each request to the replica with the fewest waiting": with queues
+    alike every replica gets ``demand / len(replicas)``; after a scale-out the new, empty
+    replicas take most new arrivals while the old ones drain their backlog at about full
+    capacity, until the queues meet.
+
+    The parts are weighed from one snapshot of the queues (each as of its replica's last
+    advance, at most a scrape interval old), so they add up to ``demand`` exactly.
+    """
+
+    demand: float
+    replicas: list[Replica] = field(default_factory=list, repr=False)
+    shares: dict[str, float] = field(default_factory=dict, repr=False)
+    weighed_at: float = -math.inf
+    changed: bool = True  # the replicas serving changed since the last weighing
+
+    def serve(self, replicas: list[Replica]) -> None:
+        """The replicas serving now (a scale, a replacement): weigh again at once."""
+        self.replicas = replicas
+        self.shares = {r.pod: self.demand / len(replicas) for r in replicas}  # none: {}
+        self.changed = True
+
+    def share(self, replica: Replica, now: float) -> float:
+        if self.changed or now - self.weighed_at >= BALANCE_INTERVAL_S:
+            self._weigh(now)
+        return self.shares.get(replica.pod, 0.0)
+
+    def _weigh(self, now: float) -> None:
+        queues = {r.pod: r.state.waiting if r.state else 0.0 for r in self.replicas}
+        if not queues:
+            return
+        shortest = min(queues.values())
+        gap = min(max(now - self.weighed_at, BALANCE_INTERVAL_S), BALANCE_MAX_GAP_S)
+        scale = BALANCE_SCALE * gap / BALANCE_INTERVAL_S
+        weights = {
+            pod: math.exp(-max(0.0, q - shortest - BALANCE_SLACK) / scale)
+            for pod, q in queues.items()
+        }
+        total = sum(weights.values())
+        self.shares = {pod: self.demand * w / total for pod, w in weights.items()}
+        self.weighed_at, self.changed = now, False
 
 
 @dataclass
@@ -291,6 +365,9 @@ class Fleet:
         self.models = {r.deployment: r.model for r in self.replicas}
         # the demand of each Deployment, in replicas' worth at the profile's arrival rate
         self.nominal = {d: sum(r.deployment == d for r in self.replicas) for d in self.models}
+        self.balancers = {d: Balancer(float(n)) for d, n in self.nominal.items()}
+        for deployment in self.models:
+            self.rebalance(deployment)
         # the running scenario's conditions for replicas that join later (see scenarios)
         self.conditions: Condition = unchanged
         self.workloads: dict[str, Workload] = {}
@@ -353,10 +430,16 @@ class Fleet:
         return replica
 
     def rebalance(self, deployment: str) -> None:
-        """Spread the Deployment's demand over the replicas serving it now."""
+        """Put the replicas serving the Deployment now behind its balancer, each with an
+        even part of the demand until the balancer weighs the queues again."""
         serving = [r for r in self.replicas if r.deployment == deployment]
+        balancer = self.balancers.setdefault(
+            deployment, Balancer(float(self.nominal.get(deployment, len(serving))))
+        )
+        balancer.serve(serving)
         for replica in serving:
-            replica.load_share = self.nominal.get(deployment, len(serving)) / len(serving)
+            replica.balancer = balancer
+            replica.load_share = balancer.shares[replica.pod]
 
 
 def _node(seed: int, n: int, gpus_per_node: int, legacy: bool) -> Node:
