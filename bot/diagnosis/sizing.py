@@ -22,8 +22,11 @@ def for_throughput(
 ) -> ScalePlan | None:
     """Replicas to serve ``arrival_rps`` with ``headroom`` spare, at the measured rate.
 
-    ``per_replica_rps`` must be a saturated replica's throughput (its capacity); None when
-    it is unknown (nothing measured).
+    ``arrival_rps`` is the whole demand: requests served, abandoned by clients that gave
+    up waiting, and still queued (the throughput check's ``arrival_rps``); sized on what is
+    served alone, a fleet shedding load would get too few. ``per_replica_rps`` must be a
+    saturated replica's throughput (its capacity, aborts excluded); None when it is
+    unknown (nothing measured).
     """
     if current < 1 or per_replica_rps <= 0 or arrival_rps <= 0:
         return None
