@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from bot.simulator import catalog
 from bot.simulator.engine import EngineProfile, EngineState, lognormal_cdf, lognormal_mean, step
 
+CLIENT_TIMEOUT_S = EngineProfile.client_timeout_s  # clients give up on a request after this
+
 REPLICA_PORT = 8000
 DCGM_PORT = 9400
 WARM_UP_S = 6 * 3600.0  # counters start as if the process had served for hours
@@ -352,6 +354,11 @@ class Fleet:
     namespace: str
     seed: int
     gpus_per_replica: int = 1
+    client_timeout_s: float = CLIENT_TIMEOUT_S  # how long the fleet's clients wait
+
+    def profile(self) -> EngineProfile:
+        """A healthy replica's conditions in this fleet."""
+        return EngineProfile(client_timeout_s=self.client_timeout_s)
 
     def replica(self, pod: str) -> Replica | None:
         return self._by_pod.get(pod)
@@ -403,6 +410,7 @@ class Fleet:
             load_phase=rng.uniform(0, 2 * math.pi),
             load_bias=rng.uniform(0.92, 1.08),
             gpus=list(gpus),
+            profile=self.profile(),
         )
         if image is not None:
             replica.image = image
@@ -466,13 +474,15 @@ def build_fleet(
     legacy_fraction: float = 0.0,
     seed: int = 0,
     spare_nodes: int = 0,
+    client_timeout_s: float = CLIENT_TIMEOUT_S,
     now: float,
 ) -> Fleet:
     """Place ``replicas`` engines of ``gpus_per_replica`` GPUs on nodes of ``gpus_per_node``.
 
     Replicas of one model form one Deployment; a replica never spans nodes. ``spare_nodes``
     empty nodes follow, room for replicas added or moved at run time. Every name is
-    derived from the seed, so the same arguments give the same fleet.
+    derived from the seed, so the same arguments give the same fleet. ``client_timeout_s``:
+    how long clients wait for a request to start before they abandon it.
     """
     if replicas < 1 or gpus_per_replica < 1:
         raise ValueError("replicas and gpus_per_replica must be at least 1")
@@ -512,6 +522,7 @@ def build_fleet(
             rng=random.Random(f"{seed}/{pod}"),
             load_phase=rng.uniform(0, 2 * math.pi),
             load_bias=rng.uniform(0.92, 1.08),
+            profile=EngineProfile(client_timeout_s=client_timeout_s),
         )
         node = nodes[i // per_node]
         first = (i % per_node) * gpus_per_replica
@@ -533,6 +544,7 @@ def build_fleet(
         replicas=fleet_replicas,
         nodes=nodes,
         namespace=namespace,
+        client_timeout_s=client_timeout_s,
         seed=seed,
         gpus_per_replica=gpus_per_replica,
     )

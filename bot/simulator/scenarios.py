@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from bot.simulator.engine import EngineProfile
 from bot.simulator.fleet import Condition, Fleet, Gpu, Replica, unchanged
 
 ActionKind = str  # scale | rollback | drain | restart | silence | config | none
@@ -405,7 +404,7 @@ SCENARIOS: dict[str, Scenario] = {name: Scenario(name, text, fn) for name, text,
 def reset(fleet: Fleet) -> None:
     """Return every replica and GPU to health; counters keep counting, queues start empty."""
     for replica in fleet.replicas:
-        replica.profile = EngineProfile()
+        replica.profile = fleet.profile()
         if replica.state is not None:
             replica.state.waiting = 0.0
         replica.crash_period_s = None

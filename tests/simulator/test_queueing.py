@@ -120,3 +120,20 @@ def test_after_a_scale_out_new_replicas_take_the_arrivals_while_old_ones_drain()
     assert max(waiting(new + old)) < 10
     assert sum(r.load_share for r in fleet.replicas) == pytest.approx(4.0)
     assert all(math.isclose(r.load_share, 4 / 9) for r in fleet.replicas)
+
+
+def test_a_fleets_client_timeout_holds_through_scenarios_and_new_replicas() -> None:
+    fleet = build_fleet(
+        replicas=2, gpus_per_replica=4, spare_nodes=1, client_timeout_s=15.0, now=1000.0
+    )
+    assert {r.profile.client_timeout_s for r in fleet.replicas} == {15.0}
+    apply_scenario(fleet, "underprovisioned", 0, 1001.0)
+    assert {r.profile.client_timeout_s for r in fleet.replicas} == {15.0}
+    spare = fleet.nodes[-1].gpus[:4]
+    joined = fleet.join("vllm-x-abc-new", fleet.replicas[0].deployment, spare, 1002.0)
+    assert joined.profile.client_timeout_s == 15.0
+    # the backlog a replica keeps is bounded by what its clients wait for
+    for t in range(1003, 1300):
+        joined.advance(float(t))
+    assert joined.state is not None
+    assert joined.state.waiting <= joined.profile.capacity_rps * 15.0 + 1
