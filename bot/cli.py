@@ -118,9 +118,9 @@ def _add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--verify-after",
         type=_positive_int,
-        default=60,
+        default=90,
         metavar="SECONDS",
-        help="re-check this long after an action (default 60; production default 300)",
+        help="re-check this long after an action (default 90; production default 300)",
     )
     p.add_argument(
         "--duration",

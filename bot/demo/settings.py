@@ -14,8 +14,13 @@ from typing import Any
 # every grant; the third person holds none, so permission refusals can be played.
 GRANTED_USERS = ("U0ONCALL", "U0APPROVER")
 CLUSTER = "demo"
-VERIFY_AFTER_S = 60  # short, so a drill plays to "recovered" in about a minute
-DIAGNOSIS_WINDOW = "1m"  # a short rate window: the demo fleet changes within a minute
+# A drill plays to its verdict in minutes, not the production quarter hour: the demo's
+# clients give up after 15 s (CLIENT_TIMEOUT_S), so a saturated replica's backlog drains in
+# about 15 s once a scale-out lands; rates read a 30 s window; the new replicas load in 10 s.
+# Recovery is then visible about 60 s after the click, and the re-check runs at 90 s.
+VERIFY_AFTER_S = 90
+DIAGNOSIS_WINDOW = "30s"
+CLIENT_TIMEOUT_S = 15.0
 ALERT_FOR = "1m"  # alerts fire after their condition held 1 m: the diagnosis then reads a
 # window of the fault alone, so what it measures (demand, say) is the fault's, not a blend
 

@@ -33,6 +33,7 @@ import yaml
 from bot.console.app import Console
 from bot.demo.settings import (
     ALERT_FOR,
+    CLIENT_TIMEOUT_S,
     DIAGNOSIS_WINDOW,
     VERIFY_AFTER_S,
     DemoEndpoints,
@@ -75,6 +76,7 @@ class DemoOptions:
     scrape_interval_s: float = 5.0
     startup_delay_s: float = 10.0
     verify_after_s: int = VERIFY_AFTER_S
+    client_timeout_s: float = CLIENT_TIMEOUT_S
     runbooks_dir: Path | None = None
 
 
@@ -109,6 +111,7 @@ class DemoStack:
             legacy_fraction=opts.legacy_fraction,
             seed=opts.seed,
             spare_nodes=spare_nodes(opts),
+            client_timeout_s=opts.client_timeout_s,
             now=time.time(),
         )
         self.simulator = Simulator(fleet, opts.scenario, opts.seed)
