@@ -13,20 +13,17 @@ from functools import partial
 
 import pytest
 from fleet_stack import FleetStack, eventually
+from twin_stack import diagnose_stack, execute, twin_stack
 
 from bot.diagnosis.checks.base import HISTORY_FILL
 from bot.diagnosis.checks.recent_rollout import CHECK
-from bot.diagnosis.engine import DiagnosisOptions, diagnose, resolve_scope, run_check
+from bot.diagnosis.engine import DiagnosisOptions, resolve_scope, run_check
 from bot.diagnosis.promql import history_query
 from bot.diagnosis.runbooks import load_runbooks
 from bot.models import CheckResult, Diagnosis, RecommendedAction, Scope
-from bot.remediation.actions import get_action
 from bot.simulator.fleet import PREVIOUS_VERSION, build_fleet
-from bot.simulator.prometheus_runner import PrometheusRunner
-from bot.simulator.server import Simulator, make_app
-from bot.simulator.serving import BackgroundServer
+from bot.simulator.server import Simulator
 from bot.simulator.twin import FleetTwin
-from bot.sources.kubernetes import KubeClient
 from bot.sources.prometheus import PrometheusSource
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -44,20 +41,11 @@ def world(prometheus_binary: str) -> Iterator[tuple[FleetStack, FleetTwin]]:
         replicas=4, gpus_per_replica=1, gpus_per_node=4, spare_nodes=1, seed=SEED, now=time.time()
     )
     sim = Simulator(fleet, "healthy", SEED)
-    server = BackgroundServer(make_app(sim)).start()
-    twin = FleetTwin(sim, startup_delay_s=0.3, resync_s=0.1).start()
-    prometheus = PrometheusRunner(server.url, scrape_interval_s=1.0, binary=prometheus_binary)
-    try:
-        prometheus.start()
-        # every replica and node exporter, and kube-state-metrics
-        prometheus.wait_for_targets(len(fleet.replicas) + len(fleet.nodes) + 1)
-        stack = FleetStack(sim, server, prometheus)
+    # every replica and node exporter, and kube-state-metrics
+    running = twin_stack(sim, prometheus_binary, startup_delay_s=0.3, resync_s=0.1, extra_targets=1)
+    with running as (stack, twin):
         wait_for_window(stack)
         yield stack, twin
-    finally:
-        prometheus.stop()
-        twin.stop()
-        server.stop()
 
 
 def wait_for_window(stack: FleetStack) -> None:
@@ -71,11 +59,7 @@ def wait_for_window(stack: FleetStack) -> None:
 
 
 def run(stack: FleetStack) -> Diagnosis:
-    source = PrometheusSource(stack.prometheus.url, timeout_s=10)
-    try:
-        return asyncio.run(diagnose(RUNBOOK, Scope(), source, DiagnosisOptions(window=WINDOW)))
-    finally:
-        source.close()
+    return diagnose_stack(stack, RUNBOOK, WINDOW)
 
 
 def check(d: Diagnosis, check_id: str = "recent_rollout") -> CheckResult:
@@ -97,18 +81,6 @@ def blames(stack: FleetStack, scope: Scope) -> CheckResult:
         source.close()
     assert result.status in ("warn", "crit"), (scope, result.summary)
     return result
-
-
-def execute(twin: FleetTwin, action: RecommendedAction) -> tuple[bool, str]:
-    async def go() -> tuple[bool, str]:
-        client = KubeClient.for_server(twin.kubernetes.url, twin.token, twin.fleet.namespace)
-        try:
-            outcome = await get_action(action.kind).execute(client, action.target, action.params)
-        finally:
-            await client.close()
-        return outcome.ok, outcome.summary
-
-    return asyncio.run(go())
 
 
 def test_a_bad_rollout_is_rolled_back_and_the_errors_end(

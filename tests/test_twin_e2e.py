@@ -4,24 +4,18 @@ Kubernetes API stand-in; the re-diagnosis reads healthy, as the verification wou
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 
 import pytest
 from fleet_stack import FleetStack, eventually
+from twin_stack import diagnose_stack, execute, twin_stack
 
-from bot.diagnosis.engine import DiagnosisOptions, diagnose
 from bot.diagnosis.runbooks import load_runbooks
-from bot.models import Diagnosis, RecommendedAction, Scope
-from bot.remediation.actions import get_action
+from bot.models import Diagnosis, RecommendedAction
 from bot.simulator.fleet import build_fleet
-from bot.simulator.prometheus_runner import PrometheusRunner
-from bot.simulator.server import Simulator, make_app
-from bot.simulator.serving import BackgroundServer
+from bot.simulator.server import Simulator
 from bot.simulator.twin import FleetTwin
-from bot.sources.kubernetes import KubeClient
-from bot.sources.prometheus import PrometheusSource
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -35,38 +29,12 @@ def world(prometheus_binary: str) -> Iterator[tuple[FleetStack, FleetTwin]]:
         replicas=4, gpus_per_replica=1, gpus_per_node=4, spare_nodes=2, seed=7, now=time.time()
     )
     sim = Simulator(fleet, "underprovisioned", 7)
-    server = BackgroundServer(make_app(sim)).start()
-    twin = FleetTwin(sim, startup_delay_s=1.0, resync_s=0.2).start()
-    prometheus = PrometheusRunner(server.url, scrape_interval_s=1.0, binary=prometheus_binary)
-    try:
-        prometheus.start()
-        prometheus.wait_for_targets(len(fleet.replicas) + len(fleet.nodes))
-        yield FleetStack(sim, server, prometheus), twin
-    finally:
-        prometheus.stop()
-        twin.stop()
-        server.stop()
+    with twin_stack(sim, prometheus_binary, startup_delay_s=1.0, resync_s=0.2) as (stack, twin):
+        yield stack, twin
 
 
 def run(stack: FleetStack) -> Diagnosis:
-    source = PrometheusSource(stack.prometheus.url, timeout_s=10)
-    runbook = load_runbooks()["high_latency"]
-    try:
-        return asyncio.run(diagnose(runbook, Scope(), source, DiagnosisOptions(window=WINDOW)))
-    finally:
-        source.close()
-
-
-def execute(twin: FleetTwin, action: RecommendedAction) -> tuple[bool, str]:
-    async def go() -> tuple[bool, str]:
-        client = KubeClient.for_server(twin.kubernetes.url, twin.token, twin.fleet.namespace)
-        try:
-            outcome = await get_action(action.kind).execute(client, action.target, action.params)
-        finally:
-            await client.close()
-        return outcome.ok, outcome.summary
-
-    return asyncio.run(go())
+    return diagnose_stack(stack, load_runbooks()["high_latency"], WINDOW)
 
 
 def test_the_recommended_scale_fixes_an_underprovisioned_deployment(
