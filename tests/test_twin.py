@@ -6,7 +6,6 @@ lightkube) and reads the fleet back through the simulator's HTTP endpoints.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,17 +15,16 @@ import httpx
 import pytest
 from fleet_stack import eventually
 from simulator.promtext import value
+from twin_stack import act, serving_twin, two_model_fleet
 
 from bot.diagnosis.sizing import for_kv
 from bot.diagnosis.workloads import workload_of_pod
-from bot.remediation.actions import get_action
-from bot.simulator.fleet import CURRENT_VERSION, PREVIOUS_VERSION, VLLM_IMAGE, build_fleet
+from bot.simulator.fleet import CURRENT_VERSION, PREVIOUS_VERSION, VLLM_IMAGE
 from bot.simulator.kube_objects import HASH_LABEL, REVISION_ANNOTATION, pod_ready
-from bot.simulator.server import Simulator, make_app
+from bot.simulator.server import Simulator
 from bot.simulator.serving import BackgroundServer
 from bot.simulator.twin import FleetTwin
 from bot.simulator.twin_seed import template_hash_of
-from bot.sources.kubernetes import KubeClient
 
 NS = "inference"
 DELAY_S = 0.3
@@ -67,39 +65,17 @@ class World:
         return next(d for d in self.get("/fleet")["deployments"] if d["name"] == name)
 
     def act(self, kind: str, target: str, params: dict[str, Any]) -> tuple[bool, str]:
-        async def run() -> tuple[bool, str]:
-            client = KubeClient.for_server(self.twin.kubernetes.url, self.twin.token, NS)
-            try:
-                outcome = await get_action(kind).execute(client, target, params)
-            finally:
-                await client.close()
-            return outcome.ok, outcome.summary
-
-        return asyncio.run(run())
+        return act(self.twin, kind, target, params)
 
 
 @pytest.fixture
 def world() -> Iterator[World]:
     """Two models, 2 replicas of 2 GPUs each on 4-GPU nodes, and 2 spare nodes."""
-    fleet = build_fleet(
-        replicas=4,
-        gpus_per_replica=2,
-        gpus_per_node=4,
-        models=("llama-3.1-8b", "qwen2.5-7b"),
-        spare_nodes=2,
-        seed=3,
-        now=time.time(),
-    )
-    sim = Simulator(fleet, "healthy", 3)
-    server = BackgroundServer(make_app(sim)).start()
-    twin = FleetTwin(sim, startup_delay_s=DELAY_S, resync_s=0.1).start()
-    headers = {"Authorization": f"Bearer {twin.token}"}
-    try:
+    sim = Simulator(two_model_fleet(), "healthy", 3)
+    with serving_twin(sim, startup_delay_s=DELAY_S, resync_s=0.1) as (server, twin):
+        headers = {"Authorization": f"Bearer {twin.token}"}
         with httpx.Client(base_url=twin.kubernetes.url, headers=headers, timeout=5) as kube:
             yield World(sim, server, twin, kube)
-    finally:
-        twin.stop()
-        server.stop()
 
 
 def running(world: World, pod: str) -> float:
