@@ -21,40 +21,21 @@ import pytest
 from bot_runner import BotRunner
 from fakes.slack import FakeSlack, send_signed, slash_command_body
 from fleet_stack import eventually, require_binary
+from remediation_helpers import Recorder, cluster, granted, remediation_on
 from sqlalchemy import create_engine, text
 
-from bot.config import Settings
-from bot.diagnosis.engine import DiagnosisOptions
 from bot.diagnosis.runbooks import load_runbooks
 from bot.remediation.audit import AuditLog
-from bot.remediation.events import Actor, Event, Finished, Started
+from bot.remediation.events import Actor, Finished
 from bot.remediation.flow import Remediation
 from bot.remediation.requests import Asked
 from bot.simulator.alertmanager_runner import AlertmanagerRunner, find_alertmanager
-from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
+from bot.simulator.kubernetes_api import KubernetesStandIn
 from bot.simulator.prometheus_runner import free_port
-from bot.sources.prometheus import MetricsSource, PrometheusSource
+from bot.sources.prometheus import PrometheusSource
 from bot.store import Store
 
 ALICE = Actor("U1", "alice")
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def report(self, event: Event) -> str | None:
-        self.events.append(event)
-        return f"ref-{len(self.events)}" if isinstance(event, Started) else event.ref
-
-
-class NoGroups:
-    async def members(self, group: str) -> frozenset[str]:
-        return frozenset()
-
-
-def no_metrics(cluster: str | None) -> MetricsSource:
-    raise AssertionError("no diagnosis here")
 
 
 def remediation_for(
@@ -63,27 +44,8 @@ def remediation_for(
     recorder: Recorder,
     alertmanager_url: str = "http://127.0.0.1:9093",
 ) -> Remediation:
-    cluster = {
-        "name": "a",
-        "kube_api_url": kube.url,
-        "kube_token": ADMIN_TOKEN,
-        "alertmanager_url": alertmanager_url,
-    }
-    settings = Settings(
-        database_url=database_url,
-        clusters=[cluster],
-        policy={"grants": [{"users": ["U1"], "kinds": ["drain", "silence"]}], "approvals": []},
-    )
-    return Remediation(
-        settings=settings,
-        store=Store(database_url),
-        audit=AuditLog(database_url),
-        runbooks={},
-        reporter=recorder,
-        directory=NoGroups(),
-        metrics_for=no_metrics,
-        options=DiagnosisOptions(),
-    )
+    clusters = [cluster("a", kube, alertmanager_url=alertmanager_url)]
+    return remediation_on(database_url, clusters, granted("drain", "silence"), recorder)
 
 
 def drain(remediation: Remediation) -> str:

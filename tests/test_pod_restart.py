@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,29 +19,24 @@ from typing import Any
 import httpx
 import pytest
 from fleet_stack import eventually
+from remediation_helpers import Recorder, cluster, granted, remediation_on
 from simulator.promtext import value
+from twin_stack import serving_twin, two_model_fleet
 
-from bot.config import Settings
 from bot.diagnosis.decisions import evaluate
-from bot.diagnosis.engine import DiagnosisOptions
 from bot.diagnosis.rules import Rule, load_rule_catalogue
 from bot.diagnosis.runbooks import load_runbooks
 from bot.models import CheckResult, Offender, RecommendedAction, Scope, Status
 from bot.remediation.actions import ACTIONS, ActionError
 from bot.remediation.actions.restart import RESTARTED_AT
-from bot.remediation.audit import AuditLog
-from bot.remediation.events import Actor, Event, Finished, Started
-from bot.remediation.flow import Remediation, recheck_scope
+from bot.remediation.events import Actor, Finished
+from bot.remediation.flow import recheck_scope
 from bot.remediation.requests import RequestSyntaxError, parse_action
-from bot.simulator.fleet import build_fleet
 from bot.simulator.kube_objects import REVISION_ANNOTATION, pod_ready
 from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
-from bot.simulator.server import Simulator, make_app
-from bot.simulator.serving import BackgroundServer
-from bot.simulator.twin import FleetTwin
+from bot.simulator.server import Simulator
 from bot.slack.slash import parse as parse_slash
 from bot.sources.kubernetes import KubeClient, KubernetesError
-from bot.sources.prometheus import MetricsSource
 from bot.store import Store
 
 NS = "ml"
@@ -482,43 +476,13 @@ def test_restart_takes_a_pod_target_from_slack_and_the_terminal() -> None:
         parse_action("restart", [])
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def report(self, event: Event) -> str | None:
-        self.events.append(event)
-        return f"ref-{len(self.events)}" if isinstance(event, Started) else event.ref
-
-
-class NoGroups:
-    async def members(self, group: str) -> frozenset[str]:
-        return frozenset()
-
-
-def no_metrics(cluster: str | None) -> MetricsSource:
-    raise AssertionError("this test runs no diagnosis")
-
-
 def test_the_recommended_pod_restart_runs_from_the_button(
     tmp_path: Path, managed: KubernetesStandIn
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 's.db'}"
     recorder = Recorder()
-    remediation = Remediation(
-        settings=Settings(
-            database_url=database_url,
-            clusters=[{"name": "a", "kube_api_url": managed.url, "kube_token": ADMIN_TOKEN}],
-            policy={"grants": [{"users": ["U1"], "kinds": ["restart"]}], "approvals": []},
-            verification_delay_s=30,
-        ),
-        store=Store(database_url),
-        audit=AuditLog(database_url),
-        runbooks={},
-        reporter=recorder,
-        directory=NoGroups(),
-        metrics_for=no_metrics,
-        options=DiagnosisOptions(),
+    remediation = remediation_on(
+        database_url, [cluster("a", managed)], granted("restart"), recorder, verification_delay_s=30
     )
     faulty = sorted(p["metadata"]["name"] for p in managed.list("pods", NS))[0]
     recommended = RecommendedAction(
@@ -586,19 +550,8 @@ def test_the_recheck_keeps_a_statefulset_pod_and_other_scopes_as_they_were(
 
 
 def test_restarting_the_pod_hit_by_an_application_xid_clears_it_and_spares_the_rest() -> None:
-    fleet = build_fleet(
-        replicas=4,
-        gpus_per_replica=2,
-        gpus_per_node=4,
-        models=("llama-3.1-8b", "qwen2.5-7b"),
-        spare_nodes=2,
-        seed=3,
-        now=time.time(),
-    )
-    sim = Simulator(fleet, "healthy", 3)
-    server = BackgroundServer(make_app(sim)).start()
-    twin = FleetTwin(sim, startup_delay_s=0.3, resync_s=0.1).start()
-    try:
+    sim = Simulator(two_model_fleet(), "healthy", 3)
+    with serving_twin(sim, startup_delay_s=0.3, resync_s=0.1) as (server, twin):
         truth = sim.switch("xid_13", seed=3)
         (fault,) = truth.faults
         assert truth.action == "restart" and truth.action_target == (
@@ -631,6 +584,3 @@ def test_restarting_the_pod_hit_by_an_application_xid_clears_it_and_spares_the_r
             p["metadata"]["name"]: p["metadata"]["uid"] for p in twin.kubernetes.list("pods", ns)
         }
         assert {n: still.get(n) for n in others} == others, "the other replicas kept running"
-    finally:
-        twin.stop()
-        server.stop()

@@ -10,37 +10,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from remediation_helpers import Recorder, cluster, granted, remediation_on
 
-from bot.config import Settings
-from bot.diagnosis.engine import DiagnosisOptions
 from bot.models import RecommendedAction, Scope
 from bot.remediation.audit import AuditLog
-from bot.remediation.events import Actor, Busy, Event, Finished, Progressed, Refused, Started
+from bot.remediation.events import Actor, Busy, Finished, Progressed, Refused, Started
 from bot.remediation.flow import Remediation
 from bot.remediation.requests import Asked
-from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn
-from bot.sources.prometheus import MetricsSource
+from bot.simulator.kubernetes_api import KubernetesStandIn
 from bot.store import Store, utcnow
-
-
-class Recorder:
-    """A front end that keeps what it is told (the Slack one renders it, this one lists it)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def report(self, event: Event) -> str | None:
-        self.events.append(event)
-        return f"ref-{len(self.events)}" if isinstance(event, Started) else event.ref
-
-
-class NoGroups:
-    async def members(self, group: str) -> frozenset[str]:
-        return frozenset()
-
-
-def no_metrics(cluster: str | None) -> MetricsSource:
-    raise AssertionError("this test runs no diagnosis")
 
 
 @pytest.fixture
@@ -51,21 +29,9 @@ def kube() -> Iterator[KubernetesStandIn]:
 
 
 def core(database_url: str, kube: KubernetesStandIn, recorder: Recorder) -> Remediation:
-    settings = Settings(
-        database_url=database_url,
-        clusters=[{"name": "a", "kube_api_url": kube.url, "kube_token": ADMIN_TOKEN}],
-        policy={"grants": [{"users": ["U1"], "kinds": ["scale"]}], "approvals": []},
-        verification_delay_s=30,
-    )
-    return Remediation(
-        settings=settings,
-        store=Store(database_url),
-        audit=AuditLog(database_url),
-        runbooks={},
-        reporter=recorder,
-        directory=NoGroups(),
-        metrics_for=no_metrics,
-        options=DiagnosisOptions(),
+    clusters = [cluster("a", kube)]
+    return remediation_on(
+        database_url, clusters, granted("scale"), recorder, verification_delay_s=30
     )
 
 
@@ -155,24 +121,8 @@ def test_a_due_verification_is_claimed_by_exactly_one_replica(database_url: str)
 
 
 def two_clusters(database_url: str, a: KubernetesStandIn, b: KubernetesStandIn) -> Remediation:
-    settings = Settings(
-        database_url=database_url,
-        clusters=[
-            {"name": "a", "kube_api_url": a.url, "kube_token": ADMIN_TOKEN},
-            {"name": "b", "kube_api_url": b.url, "kube_token": ADMIN_TOKEN},
-        ],
-        policy={"grants": [{"users": ["U1"], "kinds": ["drain"]}], "approvals": []},
-    )
-    return Remediation(
-        settings=settings,
-        store=Store(database_url),
-        audit=AuditLog(database_url),
-        runbooks={},
-        reporter=Recorder(),
-        directory=NoGroups(),
-        metrics_for=no_metrics,
-        options=DiagnosisOptions(),
-    )
+    clusters = [cluster("a", a), cluster("b", b)]
+    return remediation_on(database_url, clusters, granted("drain"), Recorder())
 
 
 def test_a_recommendation_never_acts_outside_the_cluster_of_its_evidence(tmp_path: Path) -> None:
