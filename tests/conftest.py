@@ -12,6 +12,7 @@ import pytest
 from fleet_stack import FleetStack, require_binary, start_stack
 from sqlalchemy import create_engine, text
 
+from bot.simulator.kubernetes_api import KubernetesStandIn
 from bot.simulator.prometheus_runner import find_prometheus
 
 
@@ -79,3 +80,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     with fresh_postgres_schema() as url:
         yield url
+
+
+@pytest.fixture
+def fake() -> Iterator[KubernetesStandIn]:
+    """The Kubernetes API stand-in holding Deployment ml/llama: 2 replicas of vllm:0.6.3,
+    rolled out over vllm:0.6.1 (a test module may define its own ``fake``)."""
+    with KubernetesStandIn() as fk:
+        fk.add_deployment("ml", "llama", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
+        yield fk

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from bot.sources.kubernetes import KubeClient, KubernetesError, KubeTarget, buil
 DEP = "/apis/apps/v1/namespaces/ml/deployments"
 HPA = "/apis/autoscaling/v2/namespaces/ml/horizontalpodautoscalers"
 ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts"
-
-
-@pytest.fixture
-def fake() -> Iterator[KubernetesStandIn]:
-    with KubernetesStandIn() as fk:
-        fk.add_deployment("ml", "llama", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
-        yield fk
 
 
 def client(fake: KubernetesStandIn, token: str = ADMIN_TOKEN) -> KubeClient:

@@ -20,13 +20,6 @@ ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts"
 
 
 @pytest.fixture
-def fake() -> Iterator[KubernetesStandIn]:
-    with KubernetesStandIn() as fk:
-        fk.add_deployment("ml", "llama", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
-        yield fk
-
-
-@pytest.fixture
 def http(fake: KubernetesStandIn) -> Iterator[httpx.Client]:
     with httpx.Client(
         base_url=fake.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
