@@ -58,6 +58,34 @@ def make_ts(at: float | None = None) -> str:
     return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
 
+def _interaction(
+    kind: str,
+    user_id: str,
+    user_name: str,
+    team_id: str,
+    team_domain: str,
+    api_app_id: str,
+    token: str,
+    trigger_id: str | None,
+) -> dict[str, Any]:
+    """The fields every interaction payload (``block_actions``, ``view_submission``) has."""
+    return {
+        "type": kind,
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "trigger_id": trigger_id or make_trigger_id(),
+        "team": {"id": team_id, "domain": team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+
+
+def _form_body(payload: Mapping[str, Any]) -> str:
+    """Form body ``payload=<json>``: how Slack POSTs an interaction."""
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
 def slash_command_payload(
     text: str,
     command: str = "/vllm",
@@ -139,7 +167,6 @@ def block_action_payload(
     sends without the message itself.
     """
     ts = message_ts or make_ts()
-    user = {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id}
     clicked: dict[str, Any] = {
         "action_id": action_id,
         "block_id": block_id or secrets.token_urlsafe(4),
@@ -149,15 +176,9 @@ def block_action_payload(
         **(action or {}),
         "action_ts": make_ts(),
     }
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": user,
-        "api_app_id": api_app_id,
-        "token": token,
-        "trigger_id": trigger_id or make_trigger_id(),
-        "team": {"id": team_id, "domain": team_domain},
-        "enterprise": None,
-        "is_enterprise_install": False,
+    payload = _interaction(
+        "block_actions", user_id, user_name, team_id, team_domain, api_app_id, token, trigger_id
+    ) | {
         "state": {"values": dict(state_values or {})},
         "actions": [clicked],
     }
@@ -210,7 +231,7 @@ def block_action_body(
     payload = block_action_payload(
         action_id, value, user_id, channel_id, message_ts, trigger_id, **kwargs
     )
-    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+    return _form_body(payload)
 
 
 def _state_values(values: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
@@ -249,13 +270,9 @@ def view_submission_payload(
     the modal as views.open answered it; without it a minimal modal is made up.
     """
     vid = view_id or (str(view["id"]) if view is not None else random_id("V"))
-    payload: dict[str, Any] = {
-        "type": "view_submission",
-        "team": {"id": team_id, "domain": team_domain},
-        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
-        "api_app_id": api_app_id,
-        "token": token,
-        "trigger_id": trigger_id or make_trigger_id(),
+    payload = _interaction(
+        "view_submission", user_id, user_name, team_id, team_domain, api_app_id, token, trigger_id
+    ) | {
         "view": {
             "id": vid,
             "team_id": team_id,
@@ -278,8 +295,6 @@ def view_submission_payload(
             "bot_id": DEFAULT_BOT_ID,
         },
         "response_urls": [],
-        "is_enterprise_install": False,
-        "enterprise": None,
     }
     if view is not None:
         payload["view"] = {**view, "state": {"values": _state_values(values)}}
@@ -295,7 +310,7 @@ def view_submission_body(
 ) -> str:
     """Form body ``payload=<json>`` of a modal submission, as Slack POSTs it."""
     payload = view_submission_payload(callback_id, private_metadata, values, user_id, **kwargs)
-    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+    return _form_body(payload)
 
 
 def event_callback_payload(
