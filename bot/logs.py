@@ -29,3 +29,6 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # APScheduler logs every run of every job at INFO: several lines a second that bury
+    # what the bot itself says. Its warnings (missed runs, job errors) still show.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))

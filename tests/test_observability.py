@@ -106,3 +106,15 @@ def test_the_bot_alerts_on_its_outbox_and_on_no_leader() -> None:
 
 def _message() -> Message:
     return Message(text="hello", blocks=[])
+
+
+def test_the_schedulers_routine_runs_do_not_flood_the_log() -> None:
+    from bot.logs import configure
+
+    configure("text")
+    try:
+        assert not logging.getLogger("apscheduler.executors.default").isEnabledFor(logging.INFO)
+        assert logging.getLogger("apscheduler").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("bot").isEnabledFor(logging.INFO)
+    finally:
+        logging.getLogger("apscheduler").setLevel(logging.NOTSET)
