@@ -25,25 +25,9 @@ class Seeding:
         labels: Mapping[str, str] | None = None,
     ) -> Obj:
         """A deployment whose rollout history is ``revisions`` (oldest first) then ``image``."""
-        labels = dict(labels or {"app": name})
-        images = [*revisions, image]
-        obj: Obj = {}
-        for img in images:
-            obj = self.put_object(
-                "deployments",
-                {
-                    "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                    "spec": {
-                        "replicas": replicas,
-                        "selector": {"matchLabels": labels},
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {"containers": [{"name": "vllm", "image": img}]},
-                        },
-                    },
-                },
-            )
-        return obj
+        return self._add_rolled_out(
+            "deployments", namespace, name, image, replicas, revisions, labels
+        )
 
     def add_rollout(
         self,
@@ -55,24 +39,38 @@ class Seeding:
         labels: Mapping[str, str] | None = None,
     ) -> Obj:
         """An Argo Rollout (canary) whose history is ``revisions`` (oldest first) then ``image``."""
+        canary = {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}
+        return self._add_rolled_out(
+            "rollouts", namespace, name, image, replicas, revisions, labels, strategy=canary
+        )
+
+    def _add_rolled_out(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        image: str,
+        replicas: int,
+        revisions: Sequence[str],
+        labels: Mapping[str, str] | None,
+        strategy: Obj | None = None,
+    ) -> Obj:
+        """Each image in turn as the pod template, so the controller records the history."""
         labels = dict(labels or {"app": name})
         obj: Obj = {}
         for img in [*revisions, image]:
-            obj = self.put_object(
-                "rollouts",
-                {
-                    "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                    "spec": {
-                        "replicas": replicas,
-                        "selector": {"matchLabels": labels},
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {"containers": [{"name": "vllm", "image": img}]},
-                        },
-                        "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}},
-                    },
+            spec: Obj = {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "vllm", "image": img}]},
                 },
-            )
+            }
+            if strategy is not None:
+                spec["strategy"] = strategy
+            metadata = {"name": name, "namespace": namespace, "labels": labels}
+            obj = self.put_object(plural, {"metadata": metadata, "spec": spec})
         return obj
 
     def add_statefulset(self, namespace: str, name: str, image: str, replicas: int = 1) -> Obj:
