@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.markup import escape
 
+from bot.bench.options import SECTIONS
 from bot.commands.common import EXIT_OK, EXIT_USAGE, UsageError, err
 from bot.config import ConfigError, load_settings
 from bot.remediation.requests import ACTION_VERBS
@@ -153,6 +154,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fleet_arguments(demo, None)
     _add_demo_arguments(demo)
 
+    bench = sub.add_parser(
+        "bench",
+        help="measure alert delivery, diagnosis, acknowledgement, start-up and throughput "
+        "against their limits in one run; write BENCHMARKS.md",
+    )
+    bench.add_argument(
+        "--section",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (repeatable; default: all, in this order)",
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="few repetitions and small fleets (the CI smoke)"
+    )
+    bench.add_argument(
+        "--replicas",
+        type=_positive_int,
+        action="append",
+        help="fleet size for the diagnosis section (repeatable; default 4, 100 and 1000)",
+    )
+    bench.add_argument("--repetitions", type=_positive_int, help="per figure (default 20)")
+    bench.add_argument(
+        "--soak-minutes", type=_positive_float, help="memory soak length (default 10)"
+    )
+    bench.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure alert intake on this PostgreSQL (postgresql+psycopg://…)",
+    )
+    bench.add_argument("--output", default="BENCHMARKS.md", metavar="PATH")
+
     serve = sub.add_parser("serve", help="run the Slack bot and the Alertmanager webhook")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
@@ -282,6 +314,7 @@ HANDLERS: dict[tuple[str, str | None], str] = {
     ("serve", None): "serve:cmd_serve",
     ("simulate", None): "simulator:cmd_simulate",
     ("demo", None): "demo:cmd_demo",
+    ("bench", None): "bench:cmd_bench",
     ("diagnose", None): "diagnose:cmd_diagnose",
     ("doctor", None): "doctor:cmd_doctor",
     ("act", None): "act:cmd_act",
