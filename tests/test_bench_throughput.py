@@ -1,0 +1,99 @@
+"""The bench section "Throughput and memory" runs end to end in quick mode: alert intake
+on SQLite (and on the real PostgreSQL, leaving nothing there), then a short memory soak."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import POSTGRES_URL, _postgres_available
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.bench import throughput
+from bot.bench.options import BenchOptions
+from bot.bench.report import Figure, Section
+from bot.bench.scratch_schema import PREFIX, scratch_schema
+
+SOAK_S = 6.0
+
+
+def figure(section: Section, name: str) -> Figure:
+    (found,) = [f for f in section.figures if f.name == name]
+    return found
+
+
+def alerts_per_s(f: Figure) -> float:
+    return float(f.value.split()[0].replace(",", ""))
+
+
+def assert_intake(section: Section, store: str, notifications: int) -> None:
+    assert alerts_per_s(figure(section, f"alert intake, {store}")) > 0
+    answer = figure(section, f"webhook answer, {store}").timing
+    assert answer is not None and answer.n == notifications
+    assert 0 < answer.median <= answer.p99
+    lost = figure(section, f"alerts lost, {store}")
+    assert lost.met is True and lost.value.startswith("0 of "), lost.value
+
+
+def assert_soak(section: Section) -> None:
+    (growth,) = [f for f in section.figures if f.name.startswith("RSS growth")]
+    assert growth.met is not None and growth.ratio is not None and growth.ratio > 0
+    assert "samples after" in growth.versus
+    samples = int(growth.versus.split("(")[1].split()[0])
+    assert samples >= 3  # one a second after a warm-up of a sixth of the soak
+    baseline = figure(section, "RSS after warm-up")
+    assert baseline.value.endswith(" MiB") and float(baseline.value.split()[0]) > 10
+
+
+def schema_exists(name: str) -> bool:
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT count(*) FROM pg_namespace WHERE nspname = :n")
+            return bool(conn.scalar(query, {"n": name}))
+    finally:
+        engine.dispose()
+
+
+def test_intake_on_sqlite_and_the_soak_without_postgres(tmp_path: Path) -> None:
+    options = BenchOptions.quick_run(tmp_path, soak_s=SOAK_S)
+    section = throughput.run(options, lambda _: None)
+    notifications = throughput.plan(options).notifications
+    assert_intake(section, "SQLite", notifications)
+    assert not any("PostgreSQL" in f.name for f in section.figures)
+    assert any("--postgres URL" in note for note in section.notes)
+    assert_soak(section)
+
+
+def test_intake_on_postgres_is_compared_with_sqlite_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not _postgres_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    used: list[str] = []
+
+    @contextmanager
+    def watched(url: str) -> Iterator[str]:
+        with scratch_schema(url) as scratch:
+            schema = make_url(scratch).query["options"]
+            used.append(str(schema).removeprefix("-csearch_path="))
+            assert schema_exists(used[-1])
+            yield scratch
+
+    monkeypatch.setattr(throughput, "scratch_schema", watched)
+    options = BenchOptions.quick_run(tmp_path, soak_s=SOAK_S, postgres_url=POSTGRES_URL)
+    section = throughput.run(options, lambda _: None)
+    notifications = throughput.plan(options).notifications
+    assert_intake(section, "SQLite", notifications)
+    assert_intake(section, "PostgreSQL", notifications)
+    rate = figure(section, "alert intake, PostgreSQL")
+    assert rate.versus.startswith("SQLite: ") and rate.ratio is not None and rate.ratio > 0
+    assert not section.notes
+    assert len(used) == 1 and used[0].startswith(PREFIX)
+    assert not schema_exists(used[0])  # dropped, with the bot's tables in it
