@@ -39,10 +39,15 @@ class Pushed:
     refused: int = 0  # notifications answered with anything but 2xx, or not at all
     seconds: float = 0.0
 
+    @property
+    def alerts_per_s(self) -> float:
+        return len(self.accepted) / self.seconds if self.seconds else 0.0
+
 
 @dataclass(frozen=True)
 class IntakeResult:
-    timed: Pushed
+    timed: Pushed  # the concurrent senders
+    alone: Pushed  # one sender at a time, before them: the same work without contention
     accepted: int  # alerts accepted, warm-up included
     stored: int  # of those, how many the store holds afterwards
 
@@ -52,7 +57,7 @@ class IntakeResult:
 
     @property
     def alerts_per_s(self) -> float:
-        return len(self.timed.accepted) / self.timed.seconds if self.timed.seconds else 0.0
+        return self.timed.alerts_per_s
 
 
 def batches(count: int, per_notification: int, incidents: int) -> list[Batch]:
@@ -119,18 +124,32 @@ def stored(database_url: str, fingerprints: Iterable[str]) -> int:
 
 @dataclass(frozen=True)
 class IntakePlan:
-    notifications: int
+    notifications: int  # sent by the concurrent senders, timed
+    alone: int  # sent one at a time before them, timed: the uncontended comparison
     per_notification: int = 10
     incidents: int = 10
     senders: int = 4
-    warmup: int = 20  # untimed notifications first: connections, first posts, caches
+
+    @property
+    def total(self) -> int:
+        return self.incidents + self.alone + self.notifications
 
 
 def measure(plan: IntakePlan, work_dir: Path, name: str, database_url: str) -> IntakeResult:
-    """Push ``plan`` at a fresh bot on ``database_url``, stop it, count what it stored."""
-    work = batches(plan.warmup + plan.notifications, plan.per_notification, plan.incidents)
+    """Push ``plan`` at a fresh bot on ``database_url``, kill it, count what it stored.
+
+    The first notification of each incident opens its post, untimed: what is timed is
+    alerts joining open incidents, as in a storm.
+    """
+    work = batches(plan.total, plan.per_notification, plan.incidents)
+    opening, alone, timed = (
+        work[: plan.incidents],
+        work[plan.incidents : plan.incidents + plan.alone],
+        work[plan.incidents + plan.alone :],
+    )
     with served_bot(work_dir, name, database_url) as bot:
-        warmup = push(bot, work[: plan.warmup], plan.senders)
-        timed = push(bot, work[plan.warmup :], plan.senders)
-    accepted = [*warmup.accepted, *timed.accepted]
-    return IntakeResult(timed, len(accepted), stored(database_url, accepted))
+        first = push(bot, opening, 1)
+        one_by_one = push(bot, alone, 1)
+        concurrent = push(bot, timed, plan.senders)
+    accepted = [*first.accepted, *one_by_one.accepted, *concurrent.accepted]
+    return IntakeResult(concurrent, one_by_one, len(accepted), stored(database_url, accepted))

@@ -4,7 +4,7 @@ and PostgreSQL), and the bot's RSS growth over a soak."""
 from __future__ import annotations
 
 from bot.bench import intake_load, memory_soak
-from bot.bench.intake_load import IntakePlan, IntakeResult
+from bot.bench.intake_load import IntakePlan, IntakeResult, Pushed
 from bot.bench.memory_soak import SoakResult
 from bot.bench.options import BenchOptions, Progress
 from bot.bench.report import Figure, Section
@@ -16,48 +16,58 @@ GROWTH_GOAL_PERCENT = 5.0
 
 
 def plan(options: BenchOptions) -> IntakePlan:
-    return IntakePlan(notifications=100 if options.quick else 2000)
+    if options.quick:
+        return IntakePlan(notifications=100, alone=20)
+    return IntakePlan(notifications=2000, alone=200)
 
 
 def _mib(kib: int) -> str:
     return f"{kib / 1024:.1f} MiB"
 
 
-def _rate(result: IntakeResult) -> str:
-    return f"{result.alerts_per_s:,.0f} alerts/s"
+def _rate(pushed: Pushed) -> str:
+    return f"{pushed.alerts_per_s:,.0f} alerts/s"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.3g} min"
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
 
 
 def intake_figures(
     store: str, result: IntakeResult, sqlite: IntakeResult | None = None
 ) -> list[Figure]:
-    """Rate, answer latency and losses on one store; compared with SQLite's when given."""
-    timed = result.timed
-    rate = Figure(f"alert intake, {store}", value=_rate(result))
-    answer = Figure(f"webhook answer, {store}", timing=Timing.of(timed.latencies))
-    if sqlite is not None:
-        base = sqlite.timed
-        rate = Figure(
-            rate.name,
-            value=rate.value,
-            versus=f"SQLite: {_rate(sqlite)}",
-            ratio=result.alerts_per_s / sqlite.alerts_per_s if sqlite.alerts_per_s else None,
-        )
-        median = Timing.of(base.latencies).median
-        answer = Figure(
-            answer.name,
-            timing=answer.timing,
-            versus=f"SQLite median: {median * 1000:.0f} ms",
-            ratio=Timing.of(timed.latencies).median / median if median else None,
-        )
-    refused = f", {timed.refused} notifications refused" if timed.refused else ""
-    lost = Figure(
-        f"alerts lost, {store}",
-        value=f"{result.lost} of {result.accepted:,} accepted",
-        versus=f"counted in the store after the bot stopped{refused}",
-        goal="0",
-        met=result.lost == 0,
-    )
-    return [rate, answer, lost]
+    """Rate (compared with SQLite's when given, else with one sender at a time), answer
+    latency (compared with one sender at a time on the same store), then the losses."""
+    timed, alone = result.timed, result.alone
+    answer, uncontended = Timing.of(timed.latencies), Timing.of(alone.latencies)
+    base = alone if sqlite is None else sqlite.timed
+    refused = timed.refused + alone.refused
+    return [
+        Figure(
+            f"alert intake, {store}",
+            value=_rate(timed),
+            versus=f"{'one sender at a time' if sqlite is None else 'SQLite'}: {_rate(base)}",
+            ratio=_ratio(timed.alerts_per_s, base.alerts_per_s),
+        ),
+        Figure(
+            f"webhook answer, {store}",
+            timing=answer,
+            versus=f"one sender at a time: {uncontended.median * 1000:.0f} ms",
+            ratio=_ratio(answer.median, uncontended.median),
+        ),
+        Figure(
+            f"alerts lost, {store}",
+            value=f"{result.lost} of {result.accepted:,} accepted",
+            versus="counted in the store after the bot was killed"
+            + (f"; {refused} notifications refused" if refused else ""),
+            goal="0",
+            met=result.lost == 0,
+        ),
+    ]
 
 
 def soak_figures(result: SoakResult, soak_s: float) -> list[Figure]:
@@ -71,7 +81,7 @@ def soak_figures(result: SoakResult, soak_s: float) -> list[Figure]:
             ratio=result.baseline_kib / start,
         ),
         Figure(
-            f"RSS growth over {soak_s / 60:.3g} min",
+            f"RSS growth over {_duration(soak_s)}",
             value=f"{result.growth_percent:+.1f} %",
             versus=(
                 f"{_mib(result.last_kib)} at the end vs {_mib(result.baseline_kib)} baseline "
@@ -107,12 +117,14 @@ def run(options: BenchOptions, progress: Progress) -> Section:
     how = (
         f"Intake: the real `serve` process (HTTP mode, Slack a local workspace, nothing behind "
         f"Prometheus) takes {intake.notifications:,} Alertmanager notifications of "
-        f"{intake.per_notification} new alerts each, over {intake.incidents} incidents, from "
-        f"{intake.senders} concurrent senders after {intake.warmup} untimed ones; alerts/s "
-        f"counts alerts answered 2xx, then every one is looked up in the store. Memory: the "
-        f"bot on SQLite for {options.soak_s:.0f} s, each second a notification (alerts "
-        f"joining and resolving {memory_soak.OPEN_INCIDENTS} incidents) and a signed "
-        f"`/vllm help`; VmRSS sampled every {memory_soak.sample_every(options.soak_s):.0f} s, "
-        f"the baseline the first sample after a warm-up of a sixth of the soak."
+        f"{intake.per_notification} new alerts each, joining {intake.incidents} open "
+        f"incidents, from {intake.senders} concurrent senders; before them, the first of each "
+        f"incident (opening its post, untimed) and {intake.alone:,} sent one at a time (the "
+        f"comparison). Alerts/s counts alerts answered 2xx; once the bot is killed, every one "
+        f"is looked up in the store. Memory: the bot on SQLite for "
+        f"{_duration(options.soak_s)}, each second a notification (alerts joining and "
+        f"resolving {memory_soak.OPEN_INCIDENTS} incidents) and a signed `/vllm help`; VmRSS "
+        f"sampled every {memory_soak.sample_every(options.soak_s):.0f} s, the baseline the "
+        f"first sample after a warm-up of a sixth of the soak."
     )
     return Section(TITLE, figures, how=how, notes=notes)
