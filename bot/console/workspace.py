@@ -7,6 +7,7 @@ It serves:
   limits, error codes and 429 rate limiting (see ``bot.console.web_api``);
 * the external file-upload URLs handed out by ``files.getUploadURLExternal``;
 * ``response_url`` endpoints (at most 5 uses within 30 minutes, like Slack);
+* incoming webhooks at ``/services/T…/B…/SECRET`` (see ``bot.console.incoming_webhooks``);
 * a Socket Mode websocket that ``apps.connections.open`` points at.
 
 Synchronous and asynchronous code can both use it, since it never shares a loop. The
@@ -35,6 +36,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bot.console.incoming_webhooks import IncomingWebhooks, WebhookPost
 from bot.console.records import Call, SocketAck, SocketConnection, SocketEnvelope
 from bot.console.socket_mode import SocketModeHub
 from bot.console.web_api import WebApi
@@ -60,6 +62,7 @@ class Workspace(WebApi, StartStop):
         super().__init__(**web_api)
         self.sockets = SocketModeHub(self.app_id, max_connections=max_socket_connections, seed=seed)
         self._handlers["apps.connections.open"] = self._apps_connections_open
+        self.incoming_webhooks = IncomingWebhooks()
         self._host = host
         self._requested_port = port
         self._server: BackgroundServer | None = None
@@ -87,6 +90,7 @@ class Workspace(WebApi, StartStop):
         app.router.add_post("/upload/v1/{ticket}", self._upload)
         app.router.add_post("/response/{rid}", self._response_url)
         app.router.add_get("/socket-mode/{n}", self.sockets.handle)
+        self.incoming_webhooks.add_routes(app)
         for add_routes in self._extensions:
             add_routes(app)
         self._server = BackgroundServer(
@@ -129,6 +133,16 @@ class Workspace(WebApi, StartStop):
         """Forget recorded traffic, posted state and faults (directory and sockets stay)."""
         super().reset()
         self.sockets.forget_traffic()
+        self.incoming_webhooks.forget()
+
+    def incoming_webhook_url(self, team: str = "T00000000", hook: str = "B00000000") -> str:
+        """An incoming webhook's address (any secret is accepted)."""
+        return f"{self.base_url}/services/{team}/{hook}/{secrets.token_hex(12)}"
+
+    @property
+    def webhook_posts(self) -> list[WebhookPost]:
+        """What arrived at incoming webhooks, oldest first."""
+        return self.incoming_webhooks.posts
 
     # -- waiting -------------------------------------------------------------
 

@@ -41,7 +41,11 @@ from bot.demo.settings import (
 )
 from bot.diagnosis.alert_rules import render_rules_yaml
 from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, load_runbooks
-from bot.simulator.alertmanager_runner import AlertmanagerRunner, find_alertmanager
+from bot.simulator.alertmanager_runner import (
+    DEFAULT_GROUP_BY,
+    AlertmanagerRunner,
+    find_alertmanager,
+)
 from bot.simulator.fleet import build_fleet
 from bot.simulator.processes import spawn, terminate
 from bot.simulator.prometheus_runner import PrometheusError, PrometheusRunner, free_port
@@ -78,6 +82,12 @@ class DemoOptions:
     verify_after_s: int = VERIFY_AFTER_S
     client_timeout_s: float = CLIENT_TIMEOUT_S
     runbooks_dir: Path | None = None
+    # bench: Alertmanager also posts each alert with its own Slack notifier to the console,
+    # grouped by these labels; the bot queries Prometheus through what ``prometheus_for_bot``
+    # makes of its address (a proxy in front)
+    alertmanager_slack: bool = False
+    alertmanager_group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    prometheus_for_bot: Callable[[str], str] | None = None
 
 
 @dataclass
@@ -130,7 +140,19 @@ class DemoStack:
             raise DemoError(
                 "the 'prometheus-alertmanager' binary is not installed; run scripts/install.sh"
             )
-        self.alertmanager = AlertmanagerRunner(binary, f"{self.bot_url}/alerts", alerts_token)
+        # the console's port is chosen now when Alertmanager must know its webhook address
+        console_port = opts.console_port or (free_port() if opts.alertmanager_slack else None)
+        self.alertmanager = AlertmanagerRunner(
+            binary,
+            f"{self.bot_url}/alerts",
+            alerts_token,
+            slack_url=(
+                f"http://127.0.0.1:{console_port}/services/T0DEMO/B0ALERTMANAGER/demo"
+                if opts.alertmanager_slack
+                else None
+            ),
+            group_by=opts.alertmanager_group_by,
+        )
         self._cleanup.callback(self.alertmanager.stop)
         self.alertmanager.start()
 
@@ -159,14 +181,17 @@ class DemoStack:
             simulator_url=server.url,
             prometheus_url=self.prometheus.url,
             alertmanager_url=self.alertmanager.url,
-            port=opts.console_port,
+            port=console_port,
         ).start()
         self._cleanup.callback(self.console.stop)
 
         progress("the bot")
+        bot_prometheus = self.prometheus.url
+        if opts.prometheus_for_bot is not None:
+            bot_prometheus = opts.prometheus_for_bot(bot_prometheus)
         endpoints = DemoEndpoints(
             slack_api_url=self.console.api_url,
-            prometheus_url=self.prometheus.url,
+            prometheus_url=bot_prometheus,
             alertmanager_url=self.alertmanager.url,
             kube_api_url=self.twin.kubernetes.url,
             kube_token=self.twin.token,

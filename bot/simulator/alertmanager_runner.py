@@ -1,6 +1,7 @@
 """A real Alertmanager (Debian package prometheus-alertmanager) routing to the bot's webhook.
 
-Used by the demo stack and the end-to-end tests.
+Used by the demo stack, the end-to-end tests and ``bench`` (which also has it post every
+alert to a Slack incoming webhook with its own notifier, to compare with the bot).
 """
 
 from __future__ import annotations
@@ -23,15 +24,28 @@ def find_alertmanager() -> str | None:
     return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 
+DEFAULT_GROUP_BY = ("alertname", "namespace")
+
+
 class AlertmanagerRunner:
-    """Alertmanager on a free loopback port with one webhook receiver (the bot)."""
+    """Alertmanager on a free loopback port with one receiver: the bot's webhook and, with
+    ``slack_url``, Alertmanager's own Slack notifier posting to that incoming webhook too."""
 
     def __init__(
-        self, binary: str, webhook_url: str, bearer_token: str, *, port: int | None = None
+        self,
+        binary: str,
+        webhook_url: str,
+        bearer_token: str,
+        *,
+        port: int | None = None,
+        slack_url: str | None = None,
+        group_by: tuple[str, ...] = DEFAULT_GROUP_BY,
     ) -> None:
         self.binary = binary
         self.webhook_url = webhook_url
         self.bearer_token = bearer_token
+        self.slack_url = slack_url
+        self.group_by = group_by
         self.port = port or free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="vllm-chatops-am-"))
         self._process: subprocess.Popen[bytes] | None = None
@@ -41,31 +55,31 @@ class AlertmanagerRunner:
         return f"http://127.0.0.1:{self.port}"
 
     def config(self) -> dict[str, Any]:
+        receiver: dict[str, Any] = {
+            "name": "bot",
+            "webhook_configs": [
+                {
+                    "url": self.webhook_url,
+                    "send_resolved": True,
+                    "http_config": {
+                        "authorization": {"type": "Bearer", "credentials": self.bearer_token}
+                    },
+                }
+            ],
+        }
+        if self.slack_url is not None:
+            receiver["slack_configs"] = [
+                {"api_url": self.slack_url, "channel": "#alerts", "send_resolved": False}
+            ]
         return {
             "route": {
                 "receiver": "bot",
-                "group_by": ["alertname", "namespace"],
+                "group_by": list(self.group_by),
                 "group_wait": "0s",
                 "group_interval": "1s",
                 "repeat_interval": "1h",
             },
-            "receivers": [
-                {
-                    "name": "bot",
-                    "webhook_configs": [
-                        {
-                            "url": self.webhook_url,
-                            "send_resolved": True,
-                            "http_config": {
-                                "authorization": {
-                                    "type": "Bearer",
-                                    "credentials": self.bearer_token,
-                                }
-                            },
-                        }
-                    ],
-                }
-            ],
+            "receivers": [receiver],
         }
 
     def start(self, timeout_s: float = 30.0) -> AlertmanagerRunner:
