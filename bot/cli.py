@@ -208,6 +208,25 @@ def build_parser() -> argparse.ArgumentParser:
         "query_timeout_s per query, twice that per check)",
     )
 
+    ready = sub.add_parser(
+        "readiness",
+        help="the production readiness scorecard: every item measured or attested, the verdict",
+    )
+    ready.add_argument("--prometheus", metavar="URL", help="default: the cluster's prometheus_url")
+    ready.add_argument(
+        "--scope", action="append", metavar="KEY=VALUE", help="label matcher, repeatable"
+    )
+    ready.add_argument("--format", choices=("text", "json"), default="text")
+    ready.add_argument("--window", metavar="DURATION", help="rate window (default: the item's)")
+    ready.add_argument("--lookback", metavar="DURATION", help="peak-demand lookback (default 7d)")
+    ready.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="per query")
+    ready_sub = ready.add_subparsers(dest="readiness_command", metavar="ACTION")
+    attest = ready_sub.add_parser("attest", help="vouch for an item only a person can know")
+    attest.add_argument("item", help="item id (see `vllm-chatops readiness`)")
+    attest.add_argument("--by", metavar="WHO", help="who attests (default: the OS user)")
+    attest.add_argument("--link", metavar="URL", help="evidence: a load-test report, a rota")
+    attest.add_argument("--days", type=_positive_int, help="valid this long (default: the item's)")
+
     doctor = sub.add_parser(
         "doctor",
         help="what Prometheus holds (targets, metric names, labels, clusters, rules) and "
@@ -317,6 +336,8 @@ HANDLERS: dict[tuple[str, str | None], str] = {
     ("bench", None): "bench:cmd_bench",
     ("diagnose", None): "diagnose:cmd_diagnose",
     ("doctor", None): "doctor:cmd_doctor",
+    ("readiness", None): "readiness:cmd_readiness",
+    ("readiness", "attest"): "readiness:cmd_readiness_attest",
     ("act", None): "act:cmd_act",
     ("runbooks", "list"): "runbooks:cmd_runbooks_list",
     ("runbooks", "show"): "runbooks:cmd_runbooks_show",

@@ -56,6 +56,7 @@ AuditEventType = Literal[
     "verified",
     "expired",
     "cancelled",
+    "attested",  # a person vouches for a readiness item (bot.readiness.attestations)
 ]
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -381,6 +382,14 @@ class AuditLog:
         stmt = select(AuditRow.__table__).order_by(AuditRow.seq.desc()).limit(n)
         if target is not None:
             stmt = stmt.where(AuditRow.target == target)
+        with self.engine.connect() as conn:
+            return self._events(conn, stmt)
+
+    def of_kind(self, kind: str, since: datetime | None = None) -> list[AuditEvent]:
+        """Every record of one kind (oldest first), optionally only from ``since`` on."""
+        stmt = select(AuditRow.__table__).where(AuditRow.kind == kind).order_by(AuditRow.seq)
+        if since is not None:  # the stored text form sorts as the time does
+            stmt = stmt.where(AuditRow.at >= format_time(since))
         with self.engine.connect() as conn:
             return self._events(conn, stmt)
 

@@ -1,0 +1,62 @@
+"""The evidence sources a scorecard reads, from the settings: the scope's Prometheus,
+its cluster's Kubernetes API, the audit log and the loaded runbooks. A source that cannot
+be opened becomes ``Missing`` with the reason, so its items read unknown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.config import ConfigError, Settings
+from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, RunbookError, load_runbooks
+from bot.models import Scope
+from bot.readiness.evidence import Missing
+from bot.readiness.scorecard import Sources
+from bot.remediation.audit import AuditLog
+from bot.remediation.placement import kube_for
+from bot.sources.kubernetes import KubeClient, KubernetesError
+from bot.sources.prometheus import PrometheusSource
+
+
+def runbook_ids(settings: Settings) -> frozenset[str] | Missing:
+    try:
+        return frozenset(load_runbooks(settings.runbooks_dir or DEFAULT_RUNBOOK_DIR))
+    except RunbookError as exc:
+        return Missing(f"the runbooks do not load: {str(exc).splitlines()[0]}")
+
+
+def audit_log(settings: Settings) -> AuditLog | Missing:
+    try:
+        return AuditLog(settings.database_url)
+    except Exception as exc:  # a database that cannot be opened: its items read unknown
+        return Missing(f"audit log not readable: {type(exc).__name__}: {exc}")
+
+
+@asynccontextmanager
+async def open_sources(
+    settings: Settings,
+    scope: Scope,
+    prometheus_url: str | None = None,
+    timeout_s: float | None = None,
+    audit: AuditLog | Missing | None = None,
+) -> AsyncIterator[Sources]:
+    """Sources for ``scope``; connections closed on the way out."""
+    url = prometheus_url or settings.prometheus_url_for(scope.cluster)
+    prometheus = PrometheusSource(url, timeout_s=timeout_s or settings.query_timeout_s)
+    kube: KubeClient | Missing
+    try:
+        kube = kube_for(settings, scope.cluster)
+    except (KubernetesError, ConfigError) as exc:
+        kube = Missing(f"Kubernetes not configured: {exc}")
+    try:
+        yield Sources(
+            scope=scope,
+            prometheus=prometheus,
+            kube=kube,
+            audit=audit_log(settings) if audit is None else audit,
+            runbooks=runbook_ids(settings),
+        )
+    finally:
+        await prometheus.aclose()
+        if isinstance(kube, KubeClient):
+            await kube.close()

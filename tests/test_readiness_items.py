@@ -1,0 +1,209 @@
+"""Readiness items as data (loader, file:line errors) and the pure decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.diagnosis.yaml_source import RunbookError
+from bot.readiness import decide
+from bot.readiness import items as kinds
+from bot.readiness.evidence import (
+    Attestation,
+    CacheConfigs,
+    Canaries,
+    Capacity,
+    Cluster,
+    Missing,
+    RollbackRun,
+    Rules,
+    ServingPod,
+    Targets,
+)
+from bot.readiness.items import load_items
+from bot.readiness.scorecard import as_json, assemble
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def test_the_shipped_items_are_the_checklists_twenty_seventeen_critical() -> None:
+    items = load_items()
+    assert len(items) == 20 and sum(i.critical for i in items) == 17
+    categories = {i.category for i in items}
+    assert categories == {"infrastructure", "configuration", "monitoring", "testing", "operations"}
+    assert all(sum(i.category == c for i in items) == 4 for c in categories)
+    measured = {i.id for i in items if i.measure}
+    assert len(measured) == 10
+
+
+def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "mine.yaml"
+    bad.write_text(
+        "items:\n"
+        "  - id: on_call\n"
+        "    category: operations\n"
+        "    title: On call\n"
+        "    critical: true\n"
+        "    attest: {expires_days: 30}\n"
+        "    measure: {kind: runbooks, require: [x]}\n"
+        "  - id: weird\n"
+        "    category: x\n"
+        "    title: y\n"
+        "    critical: false\n"
+        "    measure: {kind: telepathy}\n"
+    )
+    with pytest.raises(RunbookError) as caught:
+        load_items([bad])
+    lines = str(caught.value).splitlines()
+    assert lines[0].startswith(f"{bad}:2: items.0: give exactly one of measure")
+    assert lines[1].startswith(f"{bad}:12: items.1.measure:")
+    assert "capacity_headroom" in lines[1]
+
+
+def test_a_team_adds_its_own_items_and_ids_stay_unique(tmp_path: Path) -> None:
+    mine = tmp_path / "team.yaml"
+    mine.write_text(
+        "items:\n  - {id: multi_zone, category: x, title: t, critical: false,"
+        " attest: {expires_days: 7}}\n"
+    )
+    with pytest.raises(RunbookError, match="'multi_zone' is also defined in"):
+        load_items([kinds.DEFAULT_ITEMS_DIR, mine])
+
+
+def test_capacity_headroom() -> None:
+    rule = kinds.CapacityHeadroom(kind="capacity_headroom")
+    ok = decide.capacity(rule, Capacity(peak_rps=24.0, served_rps=24.0, busy=0.6, replicas=4))
+    assert ok.status == "pass"  # 4 x 10 req/s = 40 >= 24 x 1.3
+    assert "capacity 40.0 req/s = 4 replicas x 10.00 req/s" in ok.evidence[1]
+    short = decide.capacity(rule, Capacity(peak_rps=32.0, served_rps=32.0, busy=0.8, replicas=4))
+    assert short.status == "fail"  # 40 < 41.6
+    idle = decide.capacity(rule, Capacity(peak_rps=1.0, served_rps=0.1, busy=0.01, replicas=4))
+    assert idle.status == "unknown"
+    assert decide.capacity(rule, Missing("down")).evidence == ("down",)
+
+
+def _pod(name: str, node: str, workload: str = "llama", args: tuple[str, ...] = ()) -> ServingPod:
+    return ServingPod("inference", name, workload, node, True, args)
+
+
+def test_zone_spread_per_workload() -> None:
+    rule = kinds.ZoneSpread(kind="zone_spread")
+    zones: dict[str, str | None] = {"n1": "a", "n2": "b", "n3": None}
+    spread = Cluster((_pod("p1", "n1"), _pod("p2", "n2")), zones, ())
+    assert decide.zones(rule, spread).status == "pass"
+    lopsided = Cluster(
+        (*spread.pods, _pod("q1", "n1", "qwen"), _pod("q2", "n3", "qwen")), zones, ()
+    )
+    d = decide.zones(rule, lopsided)
+    assert d.status == "fail"
+    assert d.evidence == (
+        "llama: 2 zones (a, b)",
+        "qwen: 1 zone (a)",
+        "nodes without topology.kubernetes.io/zone: n3",
+    )
+
+
+def test_explicit_flag_in_either_spelling() -> None:
+    assert decide.has_flag(("--max-model-len", "8192"), "--max-model-len")
+    assert decide.has_flag(("--max-model-len=8192",), "--max-model-len")
+    assert decide.has_flag(("--max_model_len=8192",), "--max-model-len")
+    assert not decide.has_flag(("--max-num-seqs", "8"), "--max-model-len")
+
+
+def test_cache_config() -> None:
+    rule = kinds.CacheConfig(kind="cache_config", prefix_caching=True)
+    good = CacheConfigs((("0.9", "True", 3), ("0.85", "True", 1)))
+    assert decide.cache_config(rule, good).status == "pass"
+    bad = CacheConfigs((("0.9", "True", 3), ("0.95", "False", 1)))
+    d = decide.cache_config(rule, bad)
+    assert d.status == "fail"
+    assert d.evidence[1:] == ("1/4 replicas above 0.9", "prefix caching on on 3/4")
+
+
+def test_scrape_coverage_against_the_cluster() -> None:
+    rule = kinds.ScrapeCoverage(kind="scrape_coverage")
+    cluster = Cluster((_pod("p1", "n1"), _pod("p2", "n2")), {}, ("n1", "n2"))
+    up = Targets({"p1": True, "p2": True}, {"n1:9400": True, "n2:9400": True})
+    assert decide.scrape(rule, up, cluster).status == "pass"
+    unscraped = Targets({"p1": True}, {"n1:9400": True})
+    d = decide.scrape(rule, unscraped, cluster)
+    assert d.status == "fail"
+    assert (
+        "not scraped: p2" in d.evidence
+        and "1 GPU nodes without a dcgm-exporter target" in d.evidence
+    )
+    alone = decide.scrape(rule, up, Missing("no kube"))
+    assert alone.status == "pass" and "judged on up alone" in alone.evidence[0]
+
+
+def test_alert_rules_follow_recording_rules() -> None:
+    rule = kinds.AlertRules(
+        kind="alert_rules", concerns={"latency": ["vllm:time_to_first_token_seconds"]}
+    )
+    rules = Rules(
+        (("TTFT", "histogram_quantile(0.99, sum by (le) (vllm_chatops:ttft:rate5m)) > 3"),),
+        {"vllm_chatops:ttft:rate5m": "rate(vllm:time_to_first_token_seconds_bucket[5m])"},
+    )
+    assert decide.alert_rules(rule, rules).status == "pass"
+    assert decide.alert_rules(rule, Rules((), {})).status == "fail"
+
+
+def test_rollback_duration_and_lookback() -> None:
+    fast = kinds.Rollback(kind="rollback", max_seconds=60)
+    run = RollbackRun(
+        "dep", NOW - timedelta(days=1), NOW - timedelta(days=1) + timedelta(seconds=20), True, "ada"
+    )
+    assert decide.rollback(fast, (run,), NOW).status == "pass"
+    old = RollbackRun("dep", NOW - timedelta(days=31), NOW - timedelta(days=31), True, "ada")
+    assert decide.rollback(fast, (old,), NOW).status == "fail"
+    unfinished = RollbackRun("dep", NOW - timedelta(hours=1), None, False, "ada")
+    assert decide.rollback(kinds.Rollback(kind="rollback"), (unfinished,), NOW).status == "fail"
+
+
+def test_canary() -> None:
+    rule = kinds.CanaryPipeline(kind="canary")
+    assert decide.canary(rule, Canaries((("ns/a", "canary"),))).status == "pass"
+    assert decide.canary(rule, Canaries(())).status == "fail"
+
+
+def test_attestations_expire() -> None:
+    rule = kinds.Attest(expires_days=30)
+    att = Attestation(
+        "on_call_rotation",
+        "U1",
+        "Ada",
+        NOW - timedelta(days=3),
+        NOW + timedelta(days=27),
+        "https://rota",
+    )
+    d = decide.attested(rule, att, NOW)
+    assert d.status == "attested" and d.evidence[:2] == (
+        "by Ada on 2026-11-27 12:00 UTC",
+        "https://rota",
+    )
+    assert decide.attested(rule, att, NOW + timedelta(days=28)).status == "unknown"
+    assert decide.attested(rule, None, NOW).evidence == ("nobody has attested it",)
+
+
+def test_scorecard_puts_critical_first_and_counts_attested() -> None:
+    items = load_items()
+    decisions = {i.id: decide.Decision("pass" if i.measure else "attested", "how") for i in items}
+    card = assemble(items, decisions)
+    assert [r.item.critical for r in card.rows] == [True] * 17 + [False] * 3
+    assert card.ready and card.verdict == "17/17 critical pass (7 attested): ready"
+    decisions["multi_zone"] = decide.Decision("fail", "how")
+    decisions["on_call_rotation"] = decide.Decision("unknown", "how")
+    doc = as_json(assemble(items, decisions))
+    assert doc["verdict"] == "15/17 critical pass (6 attested): not ready"
+    assert (doc["critical_passed"], doc["critical_total"]) == (15, 17)
+    assert set(doc["items"][0]) == {
+        "id",
+        "category",
+        "title",
+        "critical",
+        "status",
+        "how",
+        "evidence",
+    }
