@@ -20,7 +20,7 @@ from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.diagnosis.yaml_source import RunbookError
 from bot.readiness.attestations import AttestError, attest, current
 from bot.readiness.connect import open_sources
-from bot.readiness.items import DEFAULT_ITEMS_DIR, Item, load_items
+from bot.readiness.items import Item, configured_items
 from bot.readiness.scorecard import Scorecard, as_json, evaluate
 from bot.remediation.audit import AuditLog
 
@@ -29,10 +29,8 @@ ICON = {"pass": "✔", "attested": "☑", "fail": "✖", "unknown": "?"}
 
 
 def items_for(settings: Settings) -> list[Item]:
-    """The shipped items, or ``readiness/`` beside the configured runbooks when it exists."""
-    custom = settings.runbooks_dir / "readiness" if settings.runbooks_dir else None
     try:
-        return load_items([custom if custom and custom.is_dir() else DEFAULT_ITEMS_DIR])
+        return configured_items(settings.runbooks_dir)
     except RunbookError as exc:
         raise UsageError(f"the readiness items do not load:\n{exc}") from exc
 

@@ -187,3 +187,9 @@ def load_items(paths: Iterable[Path] = (DEFAULT_ITEMS_DIR,)) -> list[Item]:
     if not items:
         raise RunbookError(f"no readiness items in {', '.join(str(p) for p in paths)}")
     return items
+
+
+def configured_items(runbooks_dir: Path | None) -> list[Item]:
+    """A team's items (``readiness/`` beside its configured runbooks) or the shipped ones."""
+    custom = runbooks_dir / "readiness" if runbooks_dir else None
+    return load_items([custom if custom and custom.is_dir() else DEFAULT_ITEMS_DIR])

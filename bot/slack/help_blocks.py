@@ -43,6 +43,8 @@ USAGE = "\n".join(
         f"• `{ids.COMMAND} audit [N|TARGET]` — recent audit records",
         f"• `{ids.COMMAND} doctor` — what Prometheus holds (targets, metric names, labels, "
         "clusters, rules) and the fix for each problem",
+        f"• `{ids.COMMAND} readiness [scope…]` — the production readiness scorecard: "
+        "each item measured or attested, the verdict",
         "*Scope words:* `namespace=` (or `ns=`), `model=`, `pod=`, `node=`, "
         "`deployment=`, `cluster=`",
         f"Example: `{ids.COMMAND} diagnose kv_cache_pressure ns=prod model=llama-70b`",

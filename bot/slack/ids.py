@@ -8,8 +8,11 @@ ACTION_PLAN_VIEW = "action_plan"
 # Second-person approval of a request that needs one.
 APPROVE_BUTTON = "approve_action"
 REJECT_BUTTON = "reject_action"
-ACTION_IDS = (ACTION_BUTTON, APPROVE_BUTTON, REJECT_BUTTON)
-CALLBACK_IDS = (ACTION_PLAN_VIEW,)
+# A readiness item only a person can know: the button opens the Attest form.
+ATTEST_BUTTON = "readiness_attest"
+ATTEST_VIEW = "readiness_attest_form"
+ACTION_IDS = (ACTION_BUTTON, APPROVE_BUTTON, REJECT_BUTTON, ATTEST_BUTTON)
+CALLBACK_IDS = (ACTION_PLAN_VIEW, ATTEST_VIEW)
 
 # OAuth bot scopes the code uses, and why.
 BOT_SCOPES = {

@@ -30,6 +30,8 @@ from bot.slack.help_blocks import (
     usage_error,
 )
 from bot.slack.live import diagnose_to_slack
+from bot.slack.readiness_listeners import readiness_reply
+from bot.slack.readiness_listeners import register as register_readiness
 from bot.slack.remediation_blocks import (
     PARAM_BLOCK,
     audit_message,
@@ -63,7 +65,7 @@ def register(app: AsyncApp, svc: Services) -> None:
             await ack(response_action="errors", errors=errors)
             return
         request_id = str(view.get("private_metadata", ""))
-        if await asyncio.to_thread(svc.store.action_request, request_id) is None:
+        if await svc.ack_path.run(svc.store.action_request, request_id) is None:
             unknown = Preview(request_id, None, error=f"there is no action request {request_id!r}")
             await ack(response_action="update", view=plan_view(unknown))
             return
@@ -79,6 +81,8 @@ def register(app: AsyncApp, svc: Services) -> None:
     async def reject(ack: Any, body: dict[str, Any]) -> None:
         await ack()
         svc.spawn(decide(svc, body, approved=False), "reject")
+
+    register_readiness(app, svc)
 
 
 async def decide(svc: Services, body: dict[str, Any], approved: bool) -> None:
@@ -140,6 +144,9 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
         return
     if request.verb == "doctor":
         await _reply(svc, command, respond, await doctor(svc))
+        return
+    if request.verb == "readiness":
+        await _reply(svc, command, respond, await readiness_reply(svc, request.scope))
         return
     if request.verb == "audit":
         events = await asyncio.to_thread(svc.audit.recent, request.count, request.target)

@@ -11,7 +11,9 @@ from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.models import Scope
 from bot.remediation.requests import ACTION_VERBS, RequestSyntaxError, parse_action
 
-Verb = Literal["help", "diagnose", "runbook", "runbooks", "status", "action", "audit", "doctor"]
+Verb = Literal[
+    "help", "diagnose", "runbook", "runbooks", "status", "action", "audit", "doctor", "readiness"
+]
 STATUS_RUNBOOK = "fleet_status"
 
 
@@ -68,6 +70,8 @@ def parse(text: str, runbooks: Collection[str]) -> SlashRequest:
                 digits = rest[0].lstrip("0") or "0"  # and 5,000 digits are not read
                 return SlashRequest("audit", count=min(int(digits), 50) if len(digits) < 3 else 50)
             return SlashRequest("audit", target=rest[0] if rest else None)
+        if verb == "readiness":
+            return SlashRequest("readiness", None, parse_scope(rest))
         if verb == "status":
             return SlashRequest("status", STATUS_RUNBOOK, parse_scope(rest))
         if verb in ("diagnose", "runbook"):
