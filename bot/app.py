@@ -186,7 +186,9 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
             if verifier is not None:
                 if not _signed(verifier, body, request):
                     return web.json_response({"error": "invalid request"}, status=401)
-                if not await asyncio.to_thread(svc.store.first_sight, signature):
+                # its own thread, grouped with requests arriving together: never queued
+                # behind background work in the default pool (see bot.slack.ack_path)
+                if not await svc.ack_path.first_sight(signature):
                     return web.json_response({"error": "replayed request"}, status=401)
             try:
                 bolt_request = await to_bolt_request(request)

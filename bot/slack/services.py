@@ -14,6 +14,7 @@ from bot.diagnosis.engine import DiagnosisOptions, options_from_settings
 from bot.diagnosis.runbooks import Runbook
 from bot.remediation.audit import AuditLog
 from bot.remediation.flow import Remediation
+from bot.slack.ack_path import AckPath
 from bot.slack.metrics import BotMetrics
 from bot.slack.outbox import Outbox
 from bot.slack.reporter import SlackReporter
@@ -32,11 +33,13 @@ class Services:
     audit: AuditLog
     metrics: BotMetrics
     remediation: Remediation = field(init=False)
+    ack_path: AckPath = field(init=False)  # database work before Slack's ack
     _sources: dict[str, PrometheusSource] = field(default_factory=dict)
     _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        self.ack_path = AckPath(self.store)
         self.remediation = Remediation(
             settings=self.settings,
             store=self.store,
@@ -101,5 +104,6 @@ class Services:
             await asyncio.wait(set(self._tasks), timeout=5)
 
     def close(self) -> None:
+        self.ack_path.close()
         for source in self._sources.values():
             source.close()
