@@ -14,9 +14,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.bench import throughput
+from bot.bench.intake_load import IntakeResult, Pushed, stored
 from bot.bench.options import BenchOptions
 from bot.bench.report import Figure, Section
 from bot.bench.scratch_schema import PREFIX, scratch_schema
+from bot.store import Store
 
 SOAK_S = 6.0
 
@@ -37,6 +39,8 @@ def assert_intake(section: Section, store: str, notifications: int) -> None:
     assert answer.timing is not None and answer.timing.n == notifications
     assert 0 < answer.timing.median <= answer.timing.p99
     assert answer.versus.startswith("one sender at a time: ") and answer.ratio is not None
+    posts = figure(section, f"alert posts, {store}")
+    assert posts.met is True, posts.value  # one post per incident, however many alerts
     lost = figure(section, f"alerts lost, {store}")
     assert lost.met is True and lost.value.startswith("0 of "), lost.value
 
@@ -99,3 +103,13 @@ def test_intake_on_postgres_is_compared_with_sqlite_and_leaves_nothing(
     assert not section.notes
     assert len(used) == 1 and used[0].startswith(PREFIX)
     assert not schema_exists(used[0])  # dropped, with the bot's tables in it
+
+
+def test_an_accepted_alert_missing_from_the_store_is_counted_lost(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    Store(url).open_post("g", "C1", None, [("fp-1", "A", ""), ("fp-2", "A", "")], {})
+    assert stored(url, ["fp-1", "fp-2", "fp-3"]) == 2
+    pushed = Pushed(latencies=[0.01, 0.02], accepted=["fp-1", "fp-2", "fp-3"], seconds=1.0)
+    result = IntakeResult(pushed, pushed, accepted=3, stored=2, posts=1, busiest_second=1)
+    *_, lost = throughput.intake_figures("SQLite", result, incidents=1)
+    assert (lost.value, lost.met) == ("1 of 3 accepted", False)

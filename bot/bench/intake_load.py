@@ -12,16 +12,20 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
 from bot.bench.alert_payloads import alert, notification
 from bot.bench.serve_process import ServedBot, served_bot
-from bot.store import AlertState
+from bot.console.workspace import Workspace
+from bot.store import AlertPost, AlertState
+
+SLACK_WRITES = ("chat.postMessage", "chat.update")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class IntakeResult:
     alone: Pushed  # one sender at a time, before them: the same work without contention
     accepted: int  # alerts accepted, warm-up included
     stored: int  # of those, how many the store holds afterwards
+    posts: int  # alert posts the store opened: one per incident is right
+    busiest_second: int  # the most Slack writes (posts, updates) in any one second
 
     @property
     def lost(self) -> int:
@@ -106,13 +112,27 @@ def push(bot: ServedBot, work: Sequence[Batch], senders: int) -> Pushed:
     return asyncio.run(_push(bot, work, senders))
 
 
+def posts(database_url: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(AlertPost)) or 0
+    finally:
+        engine.dispose()
+
+
+def busiest_second(slack: Workspace) -> int:
+    writes = Counter(int(c.at) for c in slack.calls if c.method in SLACK_WRITES)
+    return max(writes.values(), default=0)
+
+
 def stored(database_url: str, fingerprints: Iterable[str]) -> int:
     """How many of ``fingerprints`` the bot's store holds (read by a connection of our own)."""
     wanted = list(fingerprints)
     engine = create_engine(database_url)
     try:
         found = 0
-        with engine.connect() as conn:
+        with engine.connect() as conn:  # chunks: SQLite allows a bounded number of parameters
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 query = select(AlertState.fingerprint).where(AlertState.fingerprint.in_(chunk))
@@ -151,5 +171,13 @@ def measure(plan: IntakePlan, work_dir: Path, name: str, database_url: str) -> I
         first = push(bot, opening, 1)
         one_by_one = push(bot, alone, 1)
         concurrent = push(bot, timed, plan.senders)
+        writes = busiest_second(bot.slack)
     accepted = [*first.accepted, *one_by_one.accepted, *concurrent.accepted]
-    return IntakeResult(concurrent, one_by_one, len(accepted), stored(database_url, accepted))
+    return IntakeResult(
+        concurrent,
+        one_by_one,
+        len(accepted),
+        stored(database_url, accepted),
+        posts(database_url),
+        writes,
+    )

@@ -38,10 +38,11 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def intake_figures(
-    store: str, result: IntakeResult, sqlite: IntakeResult | None = None
+    store: str, result: IntakeResult, incidents: int, sqlite: IntakeResult | None = None
 ) -> list[Figure]:
     """Rate (compared with SQLite's when given, else with one sender at a time), answer
-    latency (compared with one sender at a time on the same store), then the losses."""
+    latency (compared with one sender at a time on the same store), posts per incident,
+    then the losses."""
     timed, alone = result.timed, result.alone
     answer, uncontended = Timing.of(timed.latencies), Timing.of(alone.latencies)
     base = alone if sqlite is None else sqlite.timed
@@ -58,6 +59,13 @@ def intake_figures(
             timing=answer,
             versus=f"one sender at a time: {uncontended.median * 1000:.0f} ms",
             ratio=_ratio(answer.median, uncontended.median),
+        ),
+        Figure(
+            f"alert posts, {store}",
+            value=f"{result.posts} for {incidents} incidents",
+            versus=f"at most {result.busiest_second} Slack writes in any one second",
+            goal="one per incident",
+            met=result.posts == incidents,
         ),
         Figure(
             f"alerts lost, {store}",
@@ -100,7 +108,7 @@ def run(options: BenchOptions, progress: Progress) -> Section:
     sqlite_url = f"sqlite:///{options.work_dir / 'throughput.db'}"
     progress("alert intake on SQLite")
     sqlite = intake_load.measure(intake, options.work_dir, "intake-sqlite", sqlite_url)
-    figures = intake_figures("SQLite", sqlite)
+    figures = intake_figures("SQLite", sqlite, intake.incidents)
     notes: list[str] = []
     if options.postgres_url is None:
         notes.append("PostgreSQL was not measured: pass `--postgres URL` to compare it.")
@@ -108,7 +116,7 @@ def run(options: BenchOptions, progress: Progress) -> Section:
         progress("alert intake on PostgreSQL")
         with scratch_schema(options.postgres_url) as url:
             postgres = intake_load.measure(intake, options.work_dir, "intake-postgres", url)
-        figures += intake_figures("PostgreSQL", postgres, sqlite)
+        figures += intake_figures("PostgreSQL", postgres, intake.incidents, sqlite)
     progress(f"memory soak, {options.soak_s:.0f} s")
     soak_url = f"sqlite:///{options.work_dir / 'soak.db'}"
     figures += soak_figures(
