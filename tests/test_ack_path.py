@@ -1,0 +1,92 @@
+"""Slack's acknowledgement does not wait for background work.
+
+The bot's background work (outbox writes, diagnoses, plans) runs its blocking calls in
+asyncio's default thread pool. Here that pool is held busy until the test lets it go:
+a slash command and a modal submission must still be answered, over a real socket,
+before it is released (their database work runs on the ack path's own thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bot_runner import BotRunner
+from fakes.slack import FakeSlack, send_signed, slash_command_body, view_submission_body
+
+from bot.slack import ids
+from bot.store import Store
+
+SECRET = "ack-path-secret"
+BUSY_JOBS = 64  # more than the default pool's threads (at most 32)
+
+
+@pytest.fixture
+def bot(tmp_path: Path) -> Iterator[BotRunner]:
+    with FakeSlack() as slack:
+        runner = BotRunner(
+            slack_bot_token=slack.token,
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+            prometheus_url="http://127.0.0.1:9",  # never reached: nothing here queries it
+            alerts_token="t",
+            default_channel="C0ACK",
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        ).start()
+        try:
+            yield runner
+        finally:
+            runner.stop()
+
+
+@pytest.fixture
+def busy_pool(bot: BotRunner) -> Iterator[threading.Event]:
+    """The bot's default thread pool, every thread waiting for the returned event."""
+    release = threading.Event()
+
+    async def occupy() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(BUSY_JOBS):
+            loop.run_in_executor(None, release.wait)
+
+    bot.call(occupy())
+    yield release
+    release.set()
+
+
+def test_a_slash_command_is_acknowledged_while_the_pool_is_busy(
+    bot: BotRunner, busy_pool: threading.Event
+) -> None:
+    answer = send_signed(f"{bot.url}/slack/events", slash_command_body("help"), SECRET, timeout=10)
+    assert answer.status == 200
+    assert not busy_pool.is_set()  # answered while every default-pool thread was held
+
+
+def test_a_modal_submission_is_acknowledged_while_the_pool_is_busy(
+    bot: BotRunner, busy_pool: threading.Event
+) -> None:
+    body = view_submission_body(ids.ACTION_PLAN_VIEW, "no-such-request")
+    answer = send_signed(f"{bot.url}/slack/events", body, SECRET, timeout=10)
+    assert answer.status == 200 and b"no-such-request" in answer.body
+    assert not busy_pool.is_set()
+
+
+def test_signatures_arriving_together_are_each_served_once(tmp_path: Path) -> None:
+    """The grouped replay check: a signature is fresh once, also twice in one group."""
+    from bot.slack.ack_path import AckPath
+
+    store = Store(f"sqlite:///{tmp_path / 'seen.db'}")
+    path = AckPath(store)
+
+    async def burst() -> list[bool]:
+        return list(await asyncio.gather(*(path.first_sight(s) for s in ["a", "b", "a", "c"])))
+
+    try:
+        assert asyncio.run(burst()) == [True, True, False, True]
+        assert asyncio.run(burst()) == [False, False, False, False]
+        assert store.first_sight("b") is False and store.first_sight("d") is True
+    finally:
+        path.close()
