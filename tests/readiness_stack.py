@@ -1,6 +1,6 @@
 """Test helpers for the readiness scorecard: a prepared fleet (twin + a real Prometheus
-with the exported rules loaded + an Argo Rollout with a canary strategy) and its
-scorecard read through the bot's own sources."""
+with the exported rules loaded + an Argo Rollout with a canary strategy), its evidence
+present or absent on demand, and its scorecard read through the bot's own sources."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from bot.readiness.scorecard import Scorecard, Sources, evaluate
 from bot.remediation.audit import AuditLog
 from bot.simulator.fleet import build_fleet
 from bot.simulator.prometheus_runner import PrometheusRunner
+from bot.simulator.readiness_evidence import ReadinessEvidence
 from bot.simulator.server import Simulator
 from bot.simulator.twin import FleetTwin
 from bot.sources.kubernetes import KubeClient
@@ -34,7 +35,6 @@ from bot.sources.prometheus import PrometheusSource
 
 ITEMS = load_items()
 WINDOW, LOOKBACK = "10s", "20s"  # short: a flipped fleet reads right again within seconds
-CANARY = ("inference", "vllm-canary")
 
 
 def prepared_fleet() -> Simulator:
@@ -56,6 +56,7 @@ class ReadinessStack:
     fleet: FleetStack
     twin: FleetTwin
     rules: Path
+    evidence: ReadinessEvidence
 
     def write_rules(self, text: str) -> None:
         """Replace the rule file and make Prometheus load it (``--web.enable-lifecycle``)."""
@@ -104,7 +105,8 @@ def readiness_stack(binary: str, directory: Path) -> Iterator[ReadinessStack]:
     rules = directory / "rules.yml"
     rules.write_text(render_rules_yaml(load_runbooks()))
     with serving_twin(sim, startup_delay_s=2.0, resync_s=0.5) as (server, twin):
-        twin.kubernetes.add_rollout(*CANARY, "vllm/vllm-openai:v0.11.0", replicas=0)
+        evidence = ReadinessEvidence(sim, twin)
+        evidence.set("canary", True)  # the one piece a seeded twin lacks
         prometheus = PrometheusRunner(
             server.url, scrape_interval_s=1.0, binary=binary, rule_files=[rules]
         )
@@ -113,7 +115,7 @@ def readiness_stack(binary: str, directory: Path) -> Iterator[ReadinessStack]:
             prometheus.wait_for_targets(len(sim.fleet.replicas) + len(sim.fleet.nodes) + 1)
             stack = FleetStack(sim, server, prometheus)
             stack.wait_for_history(12)
-            yield ReadinessStack(stack, twin, rules)
+            yield ReadinessStack(stack, twin, rules, evidence)
         finally:
             prometheus.stop()
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from fleet_stack import eventually
 from readiness_stack import (
-    CANARY,
     ReadinessStack,
     readiness_stack,
     record_rollback,
@@ -21,7 +20,7 @@ from readiness_stack import (
 from bot.diagnosis.runbooks import load_runbooks
 from bot.readiness.decide import Decision
 from bot.remediation.audit import AuditLog
-from bot.sources.kubernetes import Obj
+from bot.simulator.readiness_evidence import Evidence
 
 pytestmark = [pytest.mark.prometheus]
 
@@ -78,127 +77,35 @@ def test_every_measurable_item_passes_on_a_prepared_fleet(
     assert all(got[i].status == "unknown" for i in unattested)
 
 
-def test_capacity_fails_when_demand_outgrows_the_fleet(
-    stack: ReadinessStack, audit: AuditLog
+FLIPS = [
+    # (evidence taken away, the item that must fail, a fact its evidence must hold)
+    ("headroom", "fleet_headroom", "needed"),
+    ("zones", "multi_zone", "1 zone (zone-a)"),
+    ("memory_utilization", "gpu_memory_utilization", "1/4 replicas above 0.9"),
+    ("prefix_caching", "gpu_memory_utilization", "prefix caching on on 3/4"),
+    ("max_model_len", "max_model_len_explicit", "3/4 vLLM pods set --max-model-len"),
+    ("scrape", "metrics_collection", "3/4 replica targets up"),
+    ("canary", "canary_pipeline", "no Argo Rollout with a canary or blue-green strategy"),
+]
+
+
+@pytest.mark.parametrize(("evidence", "item", "fact"), FLIPS, ids=[f[0] for f in FLIPS])
+def test_each_item_flips_when_its_evidence_is_removed(
+    stack: ReadinessStack, audit: AuditLog, evidence: Evidence, item: str, fact: str
 ) -> None:
-    stack.fleet.switch("underprovisioned")
+    def reads(expected: str) -> Decision:
+        d = stack.decisions(audit)[item]
+        assert d.status == expected, status(d)
+        return d
+
+    stack.evidence.set(evidence, False)
     try:
-
-        def short() -> Decision:
-            d = stack.decisions(audit)["fleet_headroom"]
-            assert d.status == "fail", status(d)
-            return d
-
-        eventually(short, timeout_s=30)
+        d = eventually(lambda: reads("fail"), timeout_s=30)
+        assert any(fact in e for e in d.evidence), status(d)
     finally:
-        stack.fleet.switch("healthy")
-
-
-def test_zone_spread_fails_when_every_node_is_in_one_zone(
-    stack: ReadinessStack, audit: AuditLog
-) -> None:
-    kube = stack.twin.kubernetes
-    before = {n["metadata"]["name"]: dict(n["metadata"]["labels"]) for n in kube.list("nodes")}
-
-    def one_zone(node: Obj) -> None:
-        node["metadata"]["labels"]["topology.kubernetes.io/zone"] = "zone-a"
-
-    for name in before:
-        kube.update("nodes", None, name, one_zone)
-    try:
-        d = stack.decisions(audit)["multi_zone"]
-        assert d.status == "fail", status(d)
-        assert "1 zone (zone-a)" in " ".join(d.evidence)
-    finally:
-        for name, labels in before.items():
-
-            def put_back(node: Obj, kept: dict[str, str] = labels) -> None:
-                node["metadata"]["labels"] = kept
-
-            kube.update("nodes", None, name, put_back)
-
-
-def test_memory_utilisation_above_limit_fails(stack: ReadinessStack, audit: AuditLog) -> None:
-    sim = stack.fleet.simulator
-    replica = sim.fleet.replicas[0]
-    with sim.lock:
-        replica.profile.gpu_memory_utilization = "0.95"
-    try:
-
-        def over() -> Decision:
-            d = stack.decisions(audit)["gpu_memory_utilization"]
-            assert d.status == "fail", status(d)
-            return d
-
-        d = eventually(over, timeout_s=20)
-        assert "1/4 replicas above 0.9" in d.evidence
-    finally:
-        with sim.lock:
-            replica.profile.gpu_memory_utilization = "0.9"
-
-
-def test_prefix_caching_off_fails(stack: ReadinessStack, audit: AuditLog) -> None:
-    sim = stack.fleet.simulator
-    replica = sim.fleet.replicas[1]
-    with sim.lock:
-        replica.profile.enable_prefix_caching = "False"
-    try:
-
-        def off() -> None:
-            d = stack.decisions(audit)["gpu_memory_utilization"]
-            assert d.status == "fail" and "prefix caching on on 3/4" in d.evidence, status(d)
-
-        eventually(off, timeout_s=20)
-    finally:
-        with sim.lock:
-            replica.profile.enable_prefix_caching = "True"
-
-
-def test_max_model_len_missing_from_a_pods_args_fails(
-    stack: ReadinessStack, audit: AuditLog
-) -> None:
-    kube = stack.twin.kubernetes
-    pod = stack.fleet.simulator.fleet.replicas[2]
-    saved: list[str] = []
-
-    def drop_flag(obj: Obj) -> None:
-        container = obj["spec"]["containers"][0]
-        saved[:] = container["args"]
-        i = container["args"].index("--max-model-len")
-        container["args"] = container["args"][:i] + container["args"][i + 2 :]
-
-    kube.update("pods", pod.namespace, pod.pod, drop_flag)
-    try:
-        d = stack.decisions(audit)["max_model_len_explicit"]
-        assert d.status == "fail", status(d)
-        assert d.evidence == (
-            "3/4 vLLM pods set --max-model-len",
-            f"without it: {pod.namespace}/{pod.pod}",
-        )
-    finally:
-
-        def restore(obj: Obj) -> None:
-            obj["spec"]["containers"][0]["args"] = saved
-
-        kube.update("pods", pod.namespace, pod.pod, restore)
-
-
-def test_a_replica_prometheus_cannot_scrape_fails(stack: ReadinessStack, audit: AuditLog) -> None:
-    sim = stack.fleet.simulator
-    replica = sim.fleet.replicas[3]
-    with sim.lock:
-        replica.permanently_down = True
-    try:
-
-        def down() -> None:
-            d = stack.decisions(audit)["metrics_collection"]
-            assert d.status == "fail", status(d)
-            assert f"replicas down: {replica.pod}" in d.evidence, status(d)
-
-        eventually(down, timeout_s=20)
-    finally:
-        with sim.lock:
-            replica.permanently_down = False
+        stack.evidence.set(evidence, True)
+    if evidence != "headroom":  # the peak stays in the lookback a while
+        eventually(lambda: reads("pass"), timeout_s=20)
 
 
 def test_alert_rules_fail_without_gpu_alerts(stack: ReadinessStack, audit: AuditLog) -> None:
@@ -237,15 +144,3 @@ def test_rollback_items_read_the_audit_log(stack: ReadinessStack, tmp_path: Path
     record_rollback(failed, now - timedelta(hours=1), 3.0, ok=False)
     d = stack.decisions(failed)["rollback_tested"]
     assert (d.status, d.evidence[-1]) == ("fail", "1 failed rollback")
-
-
-def test_canary_fails_without_a_rollout(stack: ReadinessStack, audit: AuditLog) -> None:
-    kube = stack.twin.kubernetes
-    saved = kube.get("rollouts", *CANARY)
-    assert saved is not None
-    kube.delete_object("rollouts", *CANARY)
-    try:
-        d = stack.decisions(audit)["canary_pipeline"]
-        assert d.status == "fail", status(d)
-    finally:
-        kube.add_rollout(*CANARY, "vllm/vllm-openai:v0.11.0", replicas=0)
