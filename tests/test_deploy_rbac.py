@@ -21,6 +21,9 @@ from deploy_helpers import BASE, Doc, find, load
 from pydantic import HttpUrl, SecretStr
 
 from bot.config import ClusterConfig, Settings
+from bot.readiness import gather as readiness
+from bot.readiness.evidence import Missing
+from bot.readiness.items import ZONE_LABEL
 from bot.remediation.actions import ACTIONS, ActionError
 from bot.remediation.actions.base import TARGET_KINDS
 from bot.remediation.placement import drain_held, may_hold
@@ -182,6 +185,14 @@ async def run_everything(fake: KubernetesStandIn, token: str) -> list[str]:
     for _, target, _ in SCENARIOS:
         await may_hold(settings, "local", target)
     await drain_held(settings, "local", "node/gpu-1")
+    async with KubeClient.for_server(fake.url, token) as kube:  # the readiness scorecard
+        for read in (
+            readiness.cluster(kube, None, "vllm", ZONE_LABEL),
+            readiness.canaries(kube, None),
+        ):
+            result = await read
+            if isinstance(result, Missing):
+                failures.append(f"readiness read: {result.reason}")
     return failures
 
 
