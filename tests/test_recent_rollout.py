@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 from bot.diagnosis.checks import REGISTRY
-from bot.diagnosis.checks.base import CheckContext
+from bot.diagnosis.checks.base import PART_LABEL, CheckContext, parts_of
 from bot.diagnosis.checks.recent_rollout import (
     CHECK,
     KSM_MISSING,
@@ -17,6 +17,7 @@ from bot.diagnosis.checks.recent_rollout import (
 )
 from bot.diagnosis.checks.recent_rollout import run as run_check
 from bot.diagnosis.decisions import evaluate
+from bot.diagnosis.metric_names import RUNNING
 from bot.diagnosis.runbooks import load_runbooks
 from bot.models import CheckResult, Offender, Scope, Status
 from bot.sources.prometheus import Sample
@@ -42,7 +43,17 @@ class Scripted:
         self.queries: list[str] = []
 
     async def query(self, promql: str) -> list[Sample]:
+        parts = parts_of(promql)
+        if len(parts) > 1:  # several queries sent as one: answer each, tagged
+            answers = [await self.query(part) for part in parts]
+            return [
+                Sample({**s.labels, PART_LABEL: str(i)}, s.value)
+                for i, answer in enumerate(answers)
+                for s in answer
+            ]
         self.queries.append(promql)
+        if promql.startswith(f"count({RUNNING}") and "offset" in promql:
+            return [Sample({}, 1.0)]  # plenty of history
         if "min_over_time(timestamp(" in promql:
             return [Sample({}, 3600.0)]  # plenty of history
         for key, probe in PROBES:
@@ -127,7 +138,7 @@ def test_one_revision_is_judged_against_the_window_before_it_rolled_out() -> Non
         "p99 TPOT 90 ms on its replicas, 50 ms before the rollout (x1.8)"
         in (result.facts["evidence"])
     )
-    (before,) = [q for q in source.queries if "offset" in q]
+    (before,) = [q for q in source.queries if "offset" in q and not q.startswith("count(")]
     assert "offset 121s" in before and f'owner_name="{DEP}"' in before
 
 

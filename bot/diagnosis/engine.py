@@ -30,6 +30,7 @@ from bot.diagnosis.promql import (
     with_conventions,
 )
 from bot.diagnosis.runbooks import Runbook
+from bot.diagnosis.shared_queries import SharedQueries
 from bot.models import CheckResult, Diagnosis, Finding, RecommendedAction, Scope, status_rank
 from bot.sources.prometheus import MetricsError, MetricsSource
 
@@ -196,6 +197,21 @@ async def diagnose(
     options = options or DiagnosisOptions()
     check_window(options.window)
     started = time.monotonic()
+    shared = SharedQueries(metrics)
+    try:
+        return await _diagnose(runbook, scope, shared, options, on_check, started)
+    finally:
+        await shared.aclose()
+
+
+async def _diagnose(
+    runbook: Runbook,
+    scope: Scope,
+    metrics: MetricsSource,
+    options: DiagnosisOptions,
+    on_check: OnCheck | None,
+    started: float,
+) -> Diagnosis:
     scope = await resolve_scope(options.labelled(scope), metrics)
     discovery = asyncio.ensure_future(_workloads(scope, metrics))
     try:

@@ -17,6 +17,7 @@ from bot.diagnosis.promql import (
     WORKLOAD_KEYS,
     cluster_matchers,
     conventions_of,
+    history_filled_query,
     history_query,
     rate_by,
     vllm_selector,
@@ -27,6 +28,8 @@ from bot.models import CheckResult, Offender, Scope, Status
 from bot.sources.prometheus import MetricsSource, Sample
 
 TOP_K = 5
+# Tags each part of a combined query (see CheckContext.query_all).
+PART_LABEL = "vllm_chatops_part"
 # A rate over a window the data fills less than this much is not reported as a number.
 HISTORY_FILL = 0.9
 
@@ -108,6 +111,8 @@ class CheckContext:
         the missing share, so it is not a fact yet. None when the window is filled, or
         when nothing in scope answers (the check's own queries say so).
         """
+        if await self.query(history_filled_query(self.scope, self.window, HISTORY_FILL)):
+            return None  # the usual case, answered cheaply; how much is missing costs more
         rows = await self.query(history_query(self.scope, self.window))
         if not rows:
             return None
@@ -123,7 +128,24 @@ class CheckContext:
         )
 
     async def query_all(self, *promql: str) -> list[list[Sample]]:
-        return list(await asyncio.gather(*(self.query(q) for q in promql)))
+        """Several queries as one request; their answers in the same order.
+
+        Each part is tagged with a label and the parts joined with ``or`` (distinct tags
+        never match, so every series of every part is kept): one round trip and one
+        evaluation where a check needs several views of the same series.
+        """
+        if len(promql) == 1:
+            return [await self.query(promql[0])]
+        joined = " or ".join(
+            f'label_replace({q}, "{PART_LABEL}", "{i}", "", "")' for i, q in enumerate(promql)
+        )
+        answers: list[list[Sample]] = [[] for _ in promql]
+        for row in await self.query(joined):
+            labels = dict(row.labels)
+            part = labels.pop(PART_LABEL, "")
+            if part.isdigit() and int(part) < len(answers):
+                answers[int(part)].append(Sample(labels, row.value))
+        return answers
 
     def number(self, name: str) -> float:
         value = self.params[name]
@@ -133,6 +155,19 @@ class CheckContext:
 
     def thresholds(self, above: bool = True) -> Thresholds:
         return Thresholds(self.number("warn"), self.number("crit"), above)
+
+
+def parts_of(promql: str) -> list[str]:
+    """The queries :meth:`CheckContext.query_all` combined into ``promql`` (itself if none)."""
+    parts, rest = [], promql
+    while rest.startswith("label_replace("):
+        marker = f', "{PART_LABEL}", "{len(parts)}", "", "")'
+        end = rest.find(marker)
+        if end < 0:
+            break
+        parts.append(rest[len("label_replace(") : end])
+        rest = rest[end + len(marker) :].removeprefix(" or ")
+    return parts if parts and not rest else [promql]
 
 
 CheckFn = Callable[[CheckContext], Awaitable[CheckResult]]
