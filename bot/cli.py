@@ -18,7 +18,7 @@ from rich.markup import escape
 from bot.bench.options import SECTIONS
 from bot.commands.common import EXIT_OK, EXIT_USAGE, UsageError, err
 from bot.config import ConfigError, load_settings
-from bot.remediation.requests import ACTION_VERBS
+from bot.remediation.verbs import ACTION_VERBS
 from bot.simulator.scenarios import SCENARIOS
 
 

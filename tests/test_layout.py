@@ -19,8 +19,8 @@ LAYERS: dict[str, int] = {
     "bot.__main__": 4,
     "bot.commands": 4,
     "bot.app": 4,
-    "bot.demo": 4,
-    "bot.bench": 4,  # starts the product's processes and measures them  # wiring like app.py: the whole product on one machine
+    "bot.demo": 4,  # wiring like app.py: the whole product on one machine
+    "bot.bench": 4,  # starts the product's processes and measures them
     "bot.slack": 3,
     "bot.console": 3,
     "bot.diagnosis": 2,

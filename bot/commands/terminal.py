@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
@@ -72,6 +71,8 @@ def report(d: Diagnosis) -> RenderableType:
     parts.append(Text(""))
     parts.append(table)
     parts.append(Text("\nRemediation", style="bold underline"))
+    from rich.markdown import Markdown  # a quarter second to import; JSON output skips it
+
     parts.append(Markdown(d.remediation))
     for title, url in d.links.items():
         parts.append(Text(f"{title}: {url}", style="link " + url))

@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+# libyaml's loader where PyYAML was built with it: several times faster than pure Python
+SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RunbookError(Exception):
@@ -58,18 +60,19 @@ def parse_yaml_model(text: str, source: str, model: type[M], shape: str) -> M:
     ``shape`` says what the document should be when it is not a mapping at all.
     """
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{mark.line + 1}:" if mark is not None else ""
         raise RunbookError(f"{source}:{where} not valid YAML: {exc}") from exc
-    if node is None or not isinstance(data, dict):
+    if not isinstance(data, dict):
         raise RunbookError(f"{source}:1: {shape}")
-    index = line_index(node)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        # lines are looked up only for an invalid file: composing costs as much as loading
+        node = yaml.compose(text, Loader=SafeLoader)
+        index = line_index(node) if node is not None else {}
         lines = []
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))

@@ -13,8 +13,8 @@ from typing import Any
 
 from bot.remediation.actions.base import DNS_LABEL, DNS_SUBDOMAIN
 from bot.remediation.actions.silence import SilenceError, parse_duration
+from bot.remediation.verbs import ACTION_VERBS
 
-ACTION_VERBS = ("scale", "rollback", "restart", "drain", "uncordon", "silence", "unsilence")
 WORKLOAD_KINDS = ("deployment", "statefulset", "rollout")
 RESTART_KINDS = (*WORKLOAD_KINDS, "pod")
 

@@ -99,7 +99,12 @@ class PrometheusSource:
         client = self._clients.get(loop)
         if client is None or client.is_closed:
             client = httpx.AsyncClient(
-                base_url=self.url, limits=self._limits, timeout=self.timeout_s, trust_env=False
+                base_url=self.url,
+                limits=self._limits,
+                timeout=self.timeout_s,
+                trust_env=False,
+                # loading the CA bundle costs a fifth of a second: only for https
+                verify=self.url.startswith("https://"),
             )
             self._clients[loop] = client
         return client
