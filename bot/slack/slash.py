@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.models import Scope
-from bot.remediation.requests import ACTION_VERBS, RequestSyntaxError, parse_action
+from bot.remediation.requests import RequestSyntaxError, parse_action
+from bot.remediation.verbs import ACTION_VERBS
 
 Verb = Literal[
     "help", "diagnose", "runbook", "runbooks", "status", "action", "audit", "doctor", "readiness"
