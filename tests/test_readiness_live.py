@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fleet_stack import eventually
 from readiness_stack import (
+    ITEMS,
     ReadinessStack,
     readiness_stack,
     record_rollback,
@@ -18,6 +19,7 @@ from readiness_stack import (
 )
 
 from bot.diagnosis.runbooks import load_runbooks
+from bot.readiness.attestations import attest, current
 from bot.readiness.decide import Decision
 from bot.remediation.audit import AuditLog
 from bot.simulator.readiness_evidence import Evidence
@@ -144,3 +146,28 @@ def test_rollback_items_read_the_audit_log(stack: ReadinessStack, tmp_path: Path
     record_rollback(failed, now - timedelta(hours=1), 3.0, ok=False)
     d = stack.decisions(failed)["rollback_tested"]
     assert (d.status, d.evidence[-1]) == ("fail", "1 failed rollback")
+
+
+def test_an_attestation_counts_until_it_expires(stack: ReadinessStack, audit: AuditLog) -> None:
+    item = next(i for i in ITEMS if i.id == "on_call_rotation")
+    now = datetime.now(UTC)
+
+    def on_call() -> Decision:
+        card = stack.scorecard(audit, attestations=current(audit))
+        return next(r.decision for r in card.rows if r.item.id == item.id)
+
+    attest(
+        audit,
+        item,
+        by="U1",
+        by_name="ada",
+        link="https://rota",
+        days=1,
+        now=now - timedelta(days=2),
+    )
+    d = on_call()
+    assert d.status == "unknown" and d.evidence[0].startswith("attestation expired on"), status(d)
+    attest(audit, item, by="U2", by_name="grace", days=30, now=now)
+    d = on_call()
+    assert d.status == "attested" and d.evidence[0].startswith("by grace on "), status(d)
+    assert [e.actor_name for e in audit.of_kind("readiness")] == ["ada", "grace"]

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bot.config import ConfigError, Settings
+from bot.diagnosis.promql import with_conventions
 from bot.diagnosis.runbooks import DEFAULT_RUNBOOK_DIR, RunbookError, load_runbooks
 from bot.models import Scope
 from bot.readiness.evidence import Missing
@@ -50,7 +51,7 @@ async def open_sources(
         kube = Missing(f"Kubernetes not configured: {exc}")
     try:
         yield Sources(
-            scope=scope,
+            scope=with_conventions(scope, settings.conventions(scope.cluster)),
             prometheus=prometheus,
             kube=kube,
             audit=audit_log(settings) if audit is None else audit,

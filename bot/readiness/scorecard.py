@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from bot.diagnosis.engine import resolve_scope
 from bot.models import Scope
 from bot.readiness import decide, gather
 from bot.readiness import items as kinds
@@ -157,6 +158,9 @@ async def evaluate(
     attestations: Mapping[str, Attestation],
     now: datetime,
 ) -> Scorecard:
+    if not isinstance(sources.prometheus, Missing):  # the data's labels, as a diagnosis reads them
+        sources.scope = await resolve_scope(sources.scope, sources.prometheus)
+
     async def one(item: Item) -> Decision:
         if item.measure is not None:
             return await _measure(item.measure, sources, now)
