@@ -218,10 +218,12 @@ class Settings(BaseSettings):
         validation_alias=_env("log_format", "VLLM_CHATOPS_LOG_FORMAT"),
         description="`serve` logs as text lines, or one JSON object a line for a log pipeline.",
     )
-    recording_rules: bool = Field(
-        default=False,
+    recording_rules: bool | Literal["auto"] = Field(
+        default="auto",
         validation_alias=_env("recording_rules", "VLLM_CHATOPS_RECORDING_RULES"),
-        description="Prometheus loads the recording rules of `rules export`: read them.",
+        description="Read the recording rules of `rules export`: `auto` when Prometheus "
+        "holds them for the diagnosis window (one cheap query a diagnosis), `true` always, "
+        "`false` never.",
     )
     query_timeout_s: float = Field(
         default=10.0,

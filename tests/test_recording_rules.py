@@ -11,7 +11,8 @@ import pytest
 import yaml
 from fleet_stack import FleetStack, eventually, start_stack
 
-from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.config import Settings
+from bot.diagnosis.engine import DiagnosisOptions, diagnose, options_from_settings
 from bot.diagnosis.recording import RECORDINGS, recording_group
 from bot.diagnosis.runbooks import load_runbooks
 from bot.models import Diagnosis, Scope
@@ -98,3 +99,30 @@ def test_recording_group_is_valid_prometheus(tmp_path: Path) -> None:
     names = [r["record"] for r in group["rules"]]
     assert len(names) == len(set(names)) == len(RECORDINGS)
     assert all(n.startswith("vllm_chatops:") and n.endswith(":rate5m") for n in names)
+
+
+def test_by_default_recorded_rates_are_read_where_prometheus_has_them(
+    stack: FleetStack, mixed_fleet: FleetStack
+) -> None:
+    """`recording_rules: auto` (the default): read them where loaded, raw series elsewhere."""
+    settings = Settings(diagnosis_window=WINDOW)
+    assert settings.recording_rules == "auto"
+    options = options_from_settings(settings)
+
+    def queries(fleet: FleetStack) -> str:
+        source = PrometheusSource(fleet.prometheus.url)
+        try:
+            d = asyncio.run(diagnose(RUNBOOKS["high_latency"], Scope(), source, options))
+        finally:
+            source.close()
+        return " ".join(q for c in d.checks for q in c.queries)
+
+    assert "vllm_chatops:" in queries(stack)  # this Prometheus loads the recording rules
+    assert "vllm_chatops:" not in queries(mixed_fleet)  # this one does not
+    never = options_from_settings(Settings(diagnosis_window=WINDOW, recording_rules=False))
+    source = PrometheusSource(stack.prometheus.url)
+    try:
+        d = asyncio.run(diagnose(RUNBOOKS["high_latency"], Scope(), source, never))
+    finally:
+        source.close()
+    assert "vllm_chatops:" not in " ".join(q for c in d.checks for q in c.queries)

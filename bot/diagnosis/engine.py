@@ -8,6 +8,7 @@ turns the affected checks into ``unknown`` with the reason; it never raises or h
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import time
@@ -29,6 +30,7 @@ from bot.diagnosis.promql import (
     dcgm,
     with_conventions,
 )
+from bot.diagnosis.recording import presence_query
 from bot.diagnosis.runbooks import Runbook
 from bot.diagnosis.shared_queries import SharedQueries
 from bot.models import CheckResult, Diagnosis, Finding, RecommendedAction, Scope, status_rank
@@ -48,6 +50,8 @@ class DiagnosisOptions:
     check_timeout_s: float = 20.0
     # Prometheus records per-replica rates for this window (see bot.diagnosis.recording).
     recorded_window: str | None = None
+    # Without a recorded window: look whether Prometheus records this diagnosis' window.
+    detect_recordings: bool = False
     sizing: SizingPolicy = field(default_factory=SizingPolicy)
     # check id → parameter overrides from configuration (win over the runbook's)
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -68,7 +72,8 @@ def options_from_settings(settings: Settings, window: str | None = None) -> Diag
     return DiagnosisOptions(
         window=window or settings.diagnosis_window,
         check_timeout_s=2 * settings.query_timeout_s,
-        recorded_window=settings.diagnosis_window if settings.recording_rules else None,
+        recorded_window=settings.diagnosis_window if settings.recording_rules is True else None,
+        detect_recordings=settings.recording_rules == "auto",
         sizing=SizingPolicy(headroom=settings.scale_headroom),
         overrides=settings.thresholds,
         conventions=settings.labels,
@@ -92,6 +97,17 @@ async def resolve_scope(scope: Scope, metrics: MetricsSource) -> Scope:
         rows = []
     pods = tuple(sorted({r.labels[pod] for r in rows if r.labels.get(pod)}))
     return scope.model_copy(update={"pods": pods})
+
+
+async def _recorded(options: DiagnosisOptions, metrics: MetricsSource) -> bool:
+    """Whether Prometheus records per-replica rates for the diagnosis window (when asked)."""
+    if not options.detect_recordings or options.recorded_window is not None:
+        return False
+    try:
+        return bool(await metrics.query(presence_query(options.window)))
+    except MetricsError as exc:
+        log.warning("cannot tell whether recording rules are loaded: %s", exc)
+        return False
 
 
 async def run_check(
@@ -212,7 +228,11 @@ async def _diagnose(
     on_check: OnCheck | None,
     started: float,
 ) -> Diagnosis:
-    scope = await resolve_scope(options.labelled(scope), metrics)
+    scope, recorded = await asyncio.gather(
+        resolve_scope(options.labelled(scope), metrics), _recorded(options, metrics)
+    )
+    if recorded:
+        options = dataclasses.replace(options, recorded_window=options.window)
     discovery = asyncio.ensure_future(_workloads(scope, metrics))
     try:
         results = await _run_checks(runbook, scope, metrics, options, on_check)

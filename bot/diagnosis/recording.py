@@ -4,8 +4,8 @@ Rates over histogram buckets are the expensive part of a diagnosis: on 1,000 rep
 per-replica p99 reads ~22 buckets x 1,000 series over the whole window. Prometheus can
 keep those per-replica rates up to date itself (recording rules); the checks then read
 one fresh sample per series. ``vllm-chatops rules export`` ships these rules beside the
-alerts; with ``recording_rules: true`` the checks use them whenever the diagnosis window
-is the one they were recorded for, and fall back to raw series otherwise.
+alerts; with ``recording_rules: auto`` (the default) the checks use them whenever
+Prometheus holds them for the diagnosis window, and fall back to raw series otherwise.
 """
 
 from __future__ import annotations
@@ -43,13 +43,19 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording("prompt_tokens_bucket", names.PROMPT_LEN_BUCKET, (*REPLICA, "le")),
     Recording("request_success", names.REQUEST_SUCCESS, (*REPLICA, "finished_reason")),
     Recording("http_requests", names.HTTP_REQUESTS, (*HTTP_REPLICA, "handler", "status")),
-    Recording("preemptions", names.PREEMPTIONS, REPLICA),
+    PREEMPTIONS := Recording("preemptions", names.PREEMPTIONS, REPLICA),
 )
 _BY_SOURCE = {r.source: r for r in RECORDINGS}
 
 
 def recording_for(source: str | tuple[str, ...]) -> Recording | None:
     return _BY_SOURCE.get(source)
+
+
+def presence_query(window: str) -> str:
+    """Non-empty when Prometheus records rates for ``window``: one series a replica, the
+    cheapest of the recordings to look at."""
+    return f"count({PREEMPTIONS.name(window)})"
 
 
 def recording_group(window: str) -> dict[str, Any]:

@@ -159,7 +159,8 @@ class CheckContext:
 
 def parts_of(promql: str) -> list[str]:
     """The queries :meth:`CheckContext.query_all` combined into ``promql`` (itself if none)."""
-    parts, rest = [], promql
+    parts: list[str] = []
+    rest = promql
     while rest.startswith("label_replace("):
         marker = f', "{PART_LABEL}", "{len(parts)}", "", "")'
         end = rest.find(marker)
