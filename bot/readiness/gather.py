@@ -54,13 +54,17 @@ def _one(rows: list[Sample]) -> float | None:
     return rows[0].value if rows else None
 
 
-def demand_query(scope: Scope, window: str, lookback: str) -> str:
-    """The highest demand over ``lookback``: requests finished (served or abandoned) plus
-    the queue's growth, each ``window`` wide, sampled often enough to catch a peak."""
-    step = max(15, round(window_seconds(lookback) / MAX_STEPS))
+def demand_query(scope: Scope, window: str) -> str:
+    """Demand now: requests finished (served or abandoned) plus the queue's growth."""
     finished = f"sum(rate({vllm(REQUEST_SUCCESS, scope)}[{window}]))"
     growth = f"(sum(deriv({vllm(WAITING, scope)}[{window}])) > 0 or vector(0))"
-    return f"max_over_time(({finished} + {growth})[{lookback}:{step}s])"
+    return f"({finished} + {growth})"
+
+
+def peak_query(scope: Scope, window: str, lookback: str) -> str:
+    """The highest demand over ``lookback``, sampled often enough to catch a peak."""
+    step = max(1, round(window_seconds(lookback) / MAX_STEPS))
+    return f"max_over_time({demand_query(scope, window)}[{lookback}:{step}s])"
 
 
 async def capacity(
@@ -70,16 +74,19 @@ async def capacity(
     replicas = f"count(max by (namespace, pod, instance) ({vllm(RUNNING, scope)}))"
     busy = f"avg({dcgm(GPU_UTIL, scope, assigned=True)}) / 100"
     try:
-        peak, now, count, util = await asyncio.gather(
-            prom.query(demand_query(scope, window, lookback)),
+        peak, demand, now, count, util = await asyncio.gather(
+            prom.query(peak_query(scope, window, lookback)),
+            prom.query(demand_query(scope, window)),
             prom.query(served),
             prom.query(replicas),
             prom.query(busy),
         )
     except MetricsError as exc:
         return Missing(str(exc))
+    # a young Prometheus's subquery may miss the last minutes: never below demand now
+    highest = [v for v in (_one(peak), _one(demand)) if v is not None]
     return Capacity(
-        peak_rps=_one(peak),
+        peak_rps=max(highest) if highest else None,
         served_rps=_one(now) or 0.0,
         busy=_one(util),
         replicas=int(_one(count) or 0),
