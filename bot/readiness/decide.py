@@ -254,7 +254,7 @@ def rollback(
 ) -> Decision:
     how = f"measured (audit log): a successful rollback in the last {rule.lookback_days} days"
     if rule.max_seconds is not None:
-        how += f", the newest executed in under {rule.max_seconds:g} s"
+        how += f", the newest executed in under {rule.max_seconds:g} s (executing to executed)"
     if isinstance(runs, Missing):
         return _unknown(how, runs)
     since = now - timedelta(days=rule.lookback_days)
