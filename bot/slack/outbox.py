@@ -1,12 +1,14 @@
 """Everything that reaches Slack leaves through here.
 
 Posts and updates are durable: recorded in the database (:mod:`bot.ledger`) before they
-are sent, paced per channel (Slack allows about one write per second per channel, with
-short bursts), retried with backoff on 429, 5xx and network errors — by any replica, after
-a restart too — and given up only on a permanent refusal, recorded with why and counted.
-A post carries its idempotency key in its message metadata, so a post whose first attempt
-may have reached Slack before the bot died is looked up, not posted twice; an update slot
-(one per message) sends only its newest content. Nothing here raises into a listener.
+are sent, paced as Slack limits them (a new message about one a second per channel, with
+short bursts; an edit is not a new message, and edits share a workspace-wide budget of
+about 50 a minute, so a diagnosis' edits never hold the next alert's post), retried with
+backoff on 429, 5xx and network errors — by any replica, after a restart too — and given
+up only on a permanent refusal, recorded with why and counted. A post carries its
+idempotency key in its message metadata, so a post whose first attempt may have reached
+Slack before the bot died is looked up, not posted twice; an update slot (one per
+message) sends only its newest content. Nothing here raises into a listener.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def make_client(token: str | None, base_url: str) -> AsyncWebClient:
 def backoff_s(attempts: int) -> float:
     """Seconds before trying a write again: 2, 4, 8 … capped at a minute."""
     return float(min(60, 2 ** max(1, attempts)))
+
+
+UPDATES = "chat.update"  # the update budget's one bucket: it is the workspace's, not a channel's
 
 
 @dataclass
@@ -112,11 +117,14 @@ class Outbox:
         calls: Counter,
         ledger: Ledger,
         pace: ChannelPace | None = None,
+        update_pace: ChannelPace | None = None,
     ) -> None:
         self.client = client
         self._calls = calls  # labelled by Web API method and outcome
         self.ledger = ledger
-        self.pace = pace or ChannelPace()
+        self.pace = pace or ChannelPace()  # new messages, per channel
+        # chat.update (Slack's tier 3, ~50 a minute for the workspace), one bucket for all
+        self.update_pace = update_pace or ChannelPace(every_s=1.2, burst=10)
         self._locks: dict[str, asyncio.Lock] = {}
         self.health = SlackHealth()
 
@@ -196,7 +204,9 @@ class Outbox:
         lock = self._locks.setdefault(recorded.key, asyncio.Lock())
         try:
             async with lock:
-                if recorded.method != "chat.postEphemeral":  # a reply to one person: own limit
+                if recorded.method == "chat.update":
+                    await self.update_pace.wait(UPDATES)
+                elif recorded.method != "chat.postEphemeral":  # a reply to one person: own limit
                     await self.pace.wait(recorded.channel)
                 entry = await asyncio.to_thread(self.ledger.take, recorded.id, LEASE)
                 if entry is None:  # settled meanwhile, or another replica is sending it
