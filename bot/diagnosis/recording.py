@@ -17,6 +17,8 @@ from bot.diagnosis import metric_names as names
 
 REPLICA = ("namespace", "pod", "instance", "model_name")
 HTTP_REPLICA = ("namespace", "pod", "instance")
+BY_MODEL = ("namespace", "model_name", "le")
+QUANTILE = 0.99  # the per-replica quantile recorded (the checks' default)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,35 @@ class Recording:
         sources = (self.source,) if isinstance(self.source, str) else self.source
         parts = [f"sum by ({by}) (rate({s}[{window}]))" for s in sources]
         return " or ".join(parts)
+
+    @property
+    def histogram(self) -> bool:
+        return "le" in self.keep
+
+    def quantile_name(self, window: str) -> str:
+        """Each replica's :data:`QUANTILE` of a histogram (one series a replica)."""
+        return f"vllm_chatops:{self.key.removesuffix('_bucket')}:p99_rate{window}"
+
+    def by_model_name(self, window: str) -> str:
+        """A histogram's buckets summed per namespace and model (a few series a model)."""
+        return f"vllm_chatops_model:{self.key}:rate{window}"
+
+    def rules(self, window: str) -> list[dict[str, str]]:
+        """This rate, and for a histogram what its fleet and per-replica quantiles read:
+        a diagnosis then touches one series a replica instead of one a bucket."""
+        rules = [{"record": self.name(window), "expr": self.expr(window)}]
+        if self.histogram:
+            rules += [
+                {
+                    "record": self.quantile_name(window),
+                    "expr": f"histogram_quantile({QUANTILE}, {self.name(window)})",
+                },
+                {
+                    "record": self.by_model_name(window),
+                    "expr": f"sum by ({', '.join(BY_MODEL)}) ({self.name(window)})",
+                },
+            ]
+        return rules
 
 
 RECORDINGS: tuple[Recording, ...] = (
@@ -62,5 +93,5 @@ def recording_group(window: str) -> dict[str, Any]:
     """The Prometheus rule group recording every per-replica rate at ``window``."""
     return {
         "name": f"vllm-chatops-recording-{window}",
-        "rules": [{"record": r.name(window), "expr": r.expr(window)} for r in RECORDINGS],
+        "rules": [rule for r in RECORDINGS for rule in r.rules(window)],
     }

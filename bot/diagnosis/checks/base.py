@@ -23,7 +23,7 @@ from bot.diagnosis.promql import (
     vllm_selector,
     window_seconds,
 )
-from bot.diagnosis.recording import recording_for
+from bot.diagnosis.recording import BY_MODEL, QUANTILE, recording_for
 from bot.models import CheckResult, Offender, Scope, Status
 from bot.sources.prometheus import MetricsSource, Sample
 
@@ -78,6 +78,21 @@ class CheckContext:
         self.queries.append(promql)
         return await self.metrics.query(promql)
 
+    def _recorded_serves(self, keep: tuple[str, ...], by: str, extra: str = "") -> bool:
+        """Whether series recorded for the window, keeping only ``keep``, answer for the
+        scope, grouped ``by`` and filtered by ``extra``: else read the raw series."""
+        if self.recorded_window != self.window or cluster_matchers(self.scope):
+            return False  # recorded series keep no cluster label: fine unless filtered on
+        wanted = {k for k in self.scope.labels if k not in ("cluster", "node", "deployment")}
+        wanted |= (
+            {"pod"} if self.scope.pods is not None or "deployment" in self.scope.labels else set()
+        )
+        wanted |= {m.split("=")[0].rstrip("!~") for m in extra.split(",") if m}
+        wanted |= {x.strip() for x in by.split(",") if x.strip()} - {
+            conventions_of(self.scope).cluster_label
+        }
+        return wanted <= set(keep) and all(LABEL_NAME.match(w) for w in wanted)
+
     def rate(self, metric: str | tuple[str, ...], by: str, extra: str = "") -> str:
         """``sum by (by) (rate(metric[window]))``, read from a recording rule when one exists.
 
@@ -85,24 +100,26 @@ class CheckContext:
         falls back to the raw series, so the answer is the same either way.
         """
         recording = recording_for(metric)
-        if recording is None or self.recorded_window != self.window:
-            return rate_by(metric, self.scope, self.window, by, extra)
-        wanted = {k for k in self.scope.labels if k not in ("cluster", "node", "deployment")}
-        wanted |= (
-            {"pod"} if self.scope.pods is not None or "deployment" in self.scope.labels else set()
-        )
-        wanted |= {m.split("=")[0].rstrip("!~") for m in extra.split(",") if m}
-        # recorded series keep no cluster label: fine unless the scope filters on it
-        if cluster_matchers(self.scope):
-            return rate_by(metric, self.scope, self.window, by, extra)
-        wanted |= {x.strip() for x in by.split(",") if x.strip()} - {
-            conventions_of(self.scope).cluster_label
-        }
-        if not wanted <= set(recording.keep) or not all(LABEL_NAME.match(w) for w in wanted):
+        if recording is None or not self._recorded_serves(recording.keep, by, extra):
             return rate_by(metric, self.scope, self.window, by, extra)
         return (
             f"sum by ({by}) ({recording.name(self.window)}{{{vllm_selector(self.scope, extra)}}})"
         )
+
+    def quantile(self, q: float, buckets: str | tuple[str, ...], by: str = "") -> str:
+        """The ``q`` quantile of a histogram over the window, per ``by`` group (or over the
+        scope), from the recorded per-replica quantile or per-model buckets where they serve.
+        """
+        recording = recording_for(buckets)
+        if recording is not None and recording.histogram:
+            selector = vllm_selector(self.scope, "")
+            per_replica = tuple(k for k in recording.keep if k != "le")
+            if by and q == QUANTILE and self._recorded_serves(per_replica, by):
+                return f"max by ({by}) ({recording.quantile_name(self.window)}{{{selector}}})"
+            if not by and self._recorded_serves(BY_MODEL, "le"):
+                model = recording.by_model_name(self.window)
+                return f"histogram_quantile({q}, sum by (le) ({model}{{{selector}}}))"
+        return f"histogram_quantile({q}, {self.rate(buckets, f'{by}, le' if by else 'le')})"
 
     async def history_gap(self) -> str | None:
         """'not enough history (40 s of 300 s)' when the data does not fill the window.
@@ -499,9 +516,8 @@ def slo_quantile_check(
             check_id=check_id,
             title=title,
             what=f"p{q * 100:g} {what}",
-            fleet_expr=f"histogram_quantile({q}, {ctx.rate(buckets, 'le')})",
-            per_target_expr=f"histogram_quantile({q}, "
-            f"{ctx.rate(buckets, replica_labels(ctx.scope) + ', le')})",
+            fleet_expr=ctx.quantile(q, buckets),
+            per_target_expr=ctx.quantile(q, buckets, replica_labels(ctx.scope)),
             thresholds=slo_thresholds(ctx.params),
             unit="s",
             missing=f"no {missing} samples in scope over {ctx.window}",

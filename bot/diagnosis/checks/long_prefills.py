@@ -9,14 +9,13 @@ ID, TITLE = "long_prefills", "Long prefills"
 
 async def run(ctx: CheckContext) -> CheckResult:
     q = ctx.number("quantile")
-    per_replica = ctx.rate(PROMPT_LEN_BUCKET, replica_labels(ctx.scope) + ", le")
     return await quantile_check(
         ctx,
         check_id=ID,
         title=TITLE,
         what=f"p{q * 100:g} prompt length",
-        fleet_expr=f"histogram_quantile({q}, {ctx.rate(PROMPT_LEN_BUCKET, 'le')})",
-        per_target_expr=f"histogram_quantile({q}, {per_replica})",
+        fleet_expr=ctx.quantile(q, PROMPT_LEN_BUCKET),
+        per_target_expr=ctx.quantile(q, PROMPT_LEN_BUCKET, replica_labels(ctx.scope)),
         thresholds=ctx.thresholds(),
         unit="tokens",
         missing=f"no {PROMPT_LEN_BUCKET} samples in scope over {ctx.window}",
