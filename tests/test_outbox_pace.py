@@ -53,3 +53,32 @@ def test_edits_do_not_spend_the_channels_new_message_slots(
     assert second is not None
     texts = [c.params.get("text") for c in slack.calls if c.method.startswith("chat.")]
     assert texts == ["alert one", "edit 0", "edit 1", "edit 2", "alert two"]
+
+
+def test_a_new_message_goes_before_thread_replies_waiting_for_the_channel(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    calls = Counter("calls", "", ["method", "outcome"], registry=CollectorRegistry())
+    outbox = Outbox(
+        make_client(slack.token, slack.api_url),
+        calls,
+        Ledger(Store(f"sqlite:///{tmp_path / 'state.db'}")),
+        pace=ChannelPace(every_s=0.5, burst=1),
+    )
+
+    async def play() -> None:
+        ts = await outbox.post(CHANNEL, Message(text="alert one", blocks=[]))
+        assert ts is not None
+        reply = asyncio.create_task(
+            outbox.post(CHANNEL, Message(text="chart of alert one", blocks=[]), thread_ts=ts)
+        )
+        for _ in range(1000):  # until the reply is queued for the channel
+            if outbox.pace.waiting(CHANNEL):
+                break
+            await asyncio.sleep(0.01)
+        await outbox.post(CHANNEL, Message(text="alert two", blocks=[]))
+        await reply
+
+    asyncio.run(asyncio.wait_for(play(), timeout=20))
+    texts = [c.params.get("text") for c in slack.calls if c.method == "chat.postMessage"]
+    assert texts == ["alert one", "alert two", "chart of alert one"]

@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.ledger import Entry, Ledger
 from bot.slack.block_kit import Message
+from bot.slack.pace import ChannelPace
 from bot.store import utcnow
 
 log = logging.getLogger(__name__)
@@ -59,26 +60,6 @@ def backoff_s(attempts: int) -> float:
 
 
 UPDATES = "chat.update"  # the update budget's one bucket: it is the workspace's, not a channel's
-
-
-@dataclass
-class ChannelPace:
-    """A token bucket per channel: ``burst`` writes at once, then one per ``every_s``."""
-
-    every_s: float = 1.0
-    burst: int = 3
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    async def wait(self, channel: str) -> None:
-        now = time.monotonic()
-        tokens, at = self._buckets.get(channel, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) / self.every_s)
-        if tokens >= 1:
-            self._buckets[channel] = (tokens - 1, now)
-            return
-        delay = (1 - tokens) * self.every_s
-        self._buckets[channel] = (tokens - 1, now)  # the slot is ours; others queue after
-        await asyncio.sleep(delay)
 
 
 @dataclass
@@ -207,7 +188,10 @@ class Outbox:
                 if recorded.method == "chat.update":
                     await self.update_pace.wait(UPDATES)
                 elif recorded.method != "chat.postEphemeral":  # a reply to one person: own limit
-                    await self.pace.wait(recorded.channel)
+                    top_level = recorded.method == "chat.postMessage" and not (
+                        recorded.params.get("thread_ts")
+                    )
+                    await self.pace.wait(recorded.channel, first=top_level)
                 entry = await asyncio.to_thread(self.ledger.take, recorded.id, LEASE)
                 if entry is None:  # settled meanwhile, or another replica is sending it
                     return "pending", None
