@@ -31,11 +31,14 @@ from bot.console.workspace import Workspace
 GROUP_LABEL = "bench_alert"  # one value per alert: one Alertmanager group per alert
 # runbooks about one replica: a (runbook, pod) is one incident while its alert is open
 RUNBOOKS = ("high_latency", "queue_backlog", "kv_cache_pressure", "ttft_slo", "preemption_storm")
-# One alert open at a time, the next 0.5 s after the bot closed the last one: latency, not a
-# storm (the bot writes to a channel at Slack's pace, about one write a second, and each
-# alert is several writes: the post, the diagnosis and its edits, the chart, the resolution)
+# Latency, not a storm: one alert open at a time, and alerts no faster than one channel
+# carries them (Slack: about one new message a second per channel; each alert here is four:
+# the post, the diagnosis in its thread, a chart, the resolution note). Faster, the bot's
+# posts wait for the channel's slots (an alert's post first), and Alertmanager's would
+# meet Slack's 429s.
 OPEN_AT_MOST = 1
-PACE_S = 0.5
+SPACING_S = 4.0  # from one alert sent to the next
+GAP_S = 0.5  # and at least this long after the bot closed the last one
 MARGIN_S = 0.25  # the goal: the bot's first post p99 within Alertmanager's p99 + 250 ms
 
 
@@ -154,8 +157,9 @@ def section(seen: Sequence[Arrivals], alerts: int, warmup: int) -> Section:
             ),
         ),
         how=(
-            f"{alerts} alerts POSTed to a real Alertmanager's /api/v2/alerts one after another "
-            f"(the next {PACE_S:g} s after the bot closed the last), each its own group "
+            f"{alerts} alerts POSTed to a real Alertmanager's /api/v2/alerts one after another, "
+            f"at most one every {SPACING_S:g} s (each is four new messages in one channel; "
+            "Slack carries about one a second), each its own group "
             "(group_wait 0s); one receiver holds Alertmanager's "
             "Slack notifier (slack_configs → the console's incoming webhook) and the bot's "
             "webhook. Latency is from the POST to the moment the fake Slack received the post; "
@@ -199,7 +203,9 @@ class _Driver:
         while scope in self.busy or len(self.busy) >= OPEN_AT_MOST:
             self.tend()
             time.sleep(0.05)
-        time.sleep(PACE_S)
+        time.sleep(GAP_S)
+        if self.alerts:
+            time.sleep(max(0.0, self.alerts[-1].sent + SPACING_S - time.time()))
         body = alert(marker, namespace, runbook=scope[0], pod=scope[1])
         sent = time.time()
         self.client.post("/api/v2/alerts", json=[body]).raise_for_status()
