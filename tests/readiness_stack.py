@@ -69,13 +69,14 @@ class ReadinessStack:
         runbooks: frozenset[str] | Missing | None = None,
         attestations: Mapping[str, Attestation] | None = None,
         now: datetime | None = None,
+        scope: Scope | None = None,
     ) -> Scorecard:
         async def go() -> Scorecard:
             prometheus = PrometheusSource(self.fleet.prometheus.url, timeout_s=10)
             kube = KubeClient.for_server(self.twin.kubernetes.url, self.twin.token)
             try:
                 sources = Sources(
-                    scope=Scope(),
+                    scope=scope or Scope(),
                     prometheus=prometheus,
                     kube=kube,
                     audit=audit,
@@ -94,8 +95,9 @@ class ReadinessStack:
         self,
         audit: AuditLog | Missing,
         runbooks: frozenset[str] | Missing | None = None,
+        scope: Scope | None = None,
     ) -> dict[str, Decision]:
-        card = self.scorecard(audit, runbooks)
+        card = self.scorecard(audit, runbooks, scope=scope)
         return {row.item.id: row.decision for row in card.rows}
 
 

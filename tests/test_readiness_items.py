@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.diagnosis.yaml_source import RunbookError
+from bot.models import Scope
 from bot.readiness import decide
 from bot.readiness import items as kinds
 from bot.readiness.evidence import (
@@ -22,8 +23,10 @@ from bot.readiness.evidence import (
     ServingPod,
     Targets,
 )
+from bot.readiness.gather import rollbacks
 from bot.readiness.items import load_items
 from bot.readiness.scorecard import as_json, assemble
+from bot.remediation.audit import AuditLog
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -207,3 +210,23 @@ def test_scorecard_puts_critical_first_and_counts_attested() -> None:
         "how",
         "evidence",
     }
+
+
+def test_rollbacks_are_read_in_the_scopes_namespace(tmp_path: Path) -> None:
+    audit = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}")
+    for event, at in (("executing", NOW), ("executed", NOW + timedelta(seconds=4))):
+        audit.append(
+            event,  # type: ignore[arg-type]  # the flow's event names
+            request_id="r1",
+            kind="rollback",
+            target="deployment/ml/llama",
+            namespace="ml",
+            at=at,
+        )
+    since = NOW - timedelta(days=1)
+    runs = rollbacks(audit, since, Scope(labels={"namespace": "ml"}))
+    assert not isinstance(runs, Missing)
+    (run,) = runs
+    assert run.ok and run.finished is not None
+    assert (run.finished - run.started).total_seconds() == 4.0
+    assert rollbacks(audit, since, Scope(labels={"namespace": "prod"})) == ()

@@ -19,6 +19,7 @@ from readiness_stack import (
 )
 
 from bot.diagnosis.runbooks import load_runbooks
+from bot.models import Scope
 from bot.readiness.attestations import attest, current
 from bot.readiness.decide import Decision
 from bot.remediation.audit import AuditLog
@@ -171,3 +172,28 @@ def test_an_attestation_counts_until_it_expires(stack: ReadinessStack, audit: Au
     d = on_call()
     assert d.status == "attested" and d.evidence[0].startswith("by grace on "), status(d)
     assert [e.actor_name for e in audit.of_kind("readiness")] == ["ada", "grace"]
+
+
+def test_a_deployment_scope_reads_only_its_own_pods(stack: ReadinessStack, audit: AuditLog) -> None:
+    fleet = stack.fleet.simulator.fleet
+    llama, qwen = fleet.replicas[0].deployment, fleet.replicas[-1].deployment
+    stack.evidence.set("scrape", False)  # a replica of the other Deployment goes down
+    try:
+
+        def fleet_fails() -> None:
+            d = stack.decisions(audit)["metrics_collection"]
+            assert d.status == "fail", status(d)
+
+        eventually(fleet_fails, timeout_s=20)
+        got = stack.decisions(audit, scope=Scope(labels={"deployment": llama}))
+        assert got["metrics_collection"].status == "pass", status(got["metrics_collection"])
+        assert got["multi_zone"].evidence == (f"{llama}: 2 zones (zone-a, zone-b)",)
+        other = stack.decisions(audit, scope=Scope(labels={"deployment": qwen}))
+        assert other["metrics_collection"].status == "fail"
+    finally:
+        stack.evidence.set("scrape", True)
+
+    def scraped_again() -> None:  # the next test finds the fleet whole
+        assert stack.decisions(audit)["metrics_collection"].status == "pass"
+
+    eventually(scraped_again, timeout_s=20)

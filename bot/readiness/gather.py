@@ -229,14 +229,20 @@ async def canaries(kube: KubeAPI, namespace: str | None) -> Canaries | Missing:
     return Canaries(tuple(sorted(found)))
 
 
-def rollbacks(audit: AuditLog, since: datetime) -> tuple[RollbackRun, ...] | Missing:
-    """Rollbacks executed since ``since``: when each started executing and its outcome."""
+def rollbacks(audit: AuditLog, since: datetime, scope: Scope) -> tuple[RollbackRun, ...] | Missing:
+    """Rollbacks executed since ``since`` in the scope's cluster and namespace (when it
+    names them): when each started executing and its outcome."""
     try:
         events = audit.of_kind(ROLLBACK_KIND, since)
     except (AuditError, OSError) as exc:
         return Missing(f"audit log: {exc}")
+    namespace = scope.labels.get("namespace")
     by_request: dict[str, list[Any]] = defaultdict(list)
     for event in events:
+        if (namespace and event.namespace != namespace) or (
+            scope.cluster and event.cluster != scope.cluster
+        ):
+            continue
         by_request[event.request_id].append(event)
     runs = []
     for records in by_request.values():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from bot.models import Scope
 from bot.readiness import decide, gather
 from bot.readiness import items as kinds
 from bot.readiness.decide import Decision
-from bot.readiness.evidence import Attestation, Missing
+from bot.readiness.evidence import Attestation, Cluster, Missing, Targets
 from bot.readiness.items import Item
 from bot.remediation.audit import AuditLog
 
@@ -101,6 +101,28 @@ class Sources:
         return task
 
 
+def in_scope(cluster: Cluster, scope: Scope) -> Cluster:
+    """The serving pods a ``deployment=`` or ``pod=`` scope names (namespace is read so)."""
+    deployment, pod = scope.labels.get("deployment"), scope.labels.get("pod")
+    pods = tuple(
+        p
+        for p in cluster.pods
+        if (deployment is None or p.workload == deployment) and (pod is None or p.name == pod)
+    )
+    return replace(cluster, pods=pods)
+
+
+def targets_in_scope(targets: Targets, scope: Scope) -> Targets:
+    """Replica targets of the scope's Deployment or pod (pods are ``<deployment>-<hash>-<id>``)."""
+    deployment, pod = scope.labels.get("deployment"), scope.labels.get("pod")
+    replicas = {
+        name: up
+        for name, up in targets.replicas.items()
+        if (deployment is None or name.startswith(f"{deployment}-")) and (pod in (None, name))
+    }
+    return replace(targets, replicas=replicas)
+
+
 async def _measure(rule: kinds.Measure, src: Sources, now: datetime) -> Decision:
     prom, kube, scope = src.prometheus, src.kube, src.scope
     namespace = scope.labels.get("namespace")
@@ -108,10 +130,11 @@ async def _measure(rule: kinds.Measure, src: Sources, now: datetime) -> Decision
     async def cluster(image: str, zone_label: str) -> Any:
         if isinstance(kube, Missing):
             return kube
-        return await src.once(
+        found = await src.once(
             ("cluster", image, zone_label),
             lambda: gather.cluster(kube, namespace, image, zone_label),
         )
+        return found if isinstance(found, Missing) else in_scope(found, scope)
 
     match rule:
         case kinds.CapacityHeadroom():
@@ -133,6 +156,8 @@ async def _measure(rule: kinds.Measure, src: Sources, now: datetime) -> Decision
             if isinstance(prom, Missing):
                 return decide.scrape(rule, prom, prom)
             up = await gather.targets(prom, scope, rule.replica_job, rule.node_job)
+            if not isinstance(up, Missing):
+                up = targets_in_scope(up, scope)
             return decide.scrape(rule, up, await cluster(rule.image, kinds.ZONE_LABEL))
         case kinds.AlertRules():
             if isinstance(prom, Missing):
@@ -143,7 +168,7 @@ async def _measure(rule: kinds.Measure, src: Sources, now: datetime) -> Decision
         case kinds.Rollback():
             audit = src.audit
             since = now - timedelta(days=rule.lookback_days)
-            runs = audit if isinstance(audit, Missing) else gather.rollbacks(audit, since)
+            runs = audit if isinstance(audit, Missing) else gather.rollbacks(audit, since, scope)
             return decide.rollback(rule, runs, now)
         case kinds.CanaryPipeline():
             if isinstance(kube, Missing):
