@@ -7,6 +7,7 @@ read) and decides every item; ``assemble`` and ``as_json`` are pure.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -118,7 +119,11 @@ def targets_in_scope(targets: Targets, scope: Scope) -> Targets:
     replicas = {
         name: up
         for name, up in targets.replicas.items()
-        if (deployment is None or name.startswith(f"{deployment}-")) and (pod in (None, name))
+        if (
+            deployment is None
+            or re.fullmatch(rf"{re.escape(deployment)}-[a-z0-9]+-[a-z0-9]+", name)
+        )
+        and pod in (None, name)
     }
     return replace(targets, replicas=replicas)
 
