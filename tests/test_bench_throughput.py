@@ -1,5 +1,6 @@
 """The bench section "Throughput and memory" runs end to end in quick mode: alert intake
-on SQLite (and on the real PostgreSQL, leaving nothing there), then a short memory soak."""
+on SQLite (and on the real PostgreSQL, leaving nothing there), then a short memory soak;
+an accepted alert the store does not hold is reported lost."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from sqlalchemy.engine import make_url
 
 from bot.bench import throughput
 from bot.bench.intake_load import IntakeResult, Pushed, stored
+from bot.bench.memory_soak import (
+    INCIDENTS_RENEWED_EVERY,
+    KEPT_FIRING,
+    OPEN_INCIDENTS,
+    Traffic,
+)
 from bot.bench.options import BenchOptions
 from bot.bench.report import Figure, Section
 from bot.bench.scratch_schema import PREFIX, scratch_schema
@@ -113,3 +120,17 @@ def test_an_accepted_alert_missing_from_the_store_is_counted_lost(tmp_path: Path
     result = IntakeResult(pushed, pushed, accepted=3, stored=2, posts=1, busiest_second=1)
     *_, lost = throughput.intake_figures("SQLite", result, incidents=1)
     assert (lost.value, lost.met) == ("1 of 3 accepted", False)
+
+
+def test_soak_traffic_keeps_incidents_bounded_and_resolves_retired_ones() -> None:
+    traffic = Traffic()
+    sent = [traffic.notifications(n) for n in range(INCIDENTS_RENEWED_EVERY)]
+    assert all(len(second) == 1 for second in sent)
+    last = sent[-1][0]["alerts"]
+    assert sum(a["status"] == "firing" for a in last) == KEPT_FIRING
+    renewed = traffic.notifications(INCIDENTS_RENEWED_EVERY)
+    retired, new = renewed[:-1], renewed[-1]
+    assert len(retired) == OPEN_INCIDENTS
+    assert all(a["status"] == "resolved" for g in retired for a in g["alerts"])
+    assert all(g["status"] == "resolved" for g in retired)
+    assert new["status"] == "firing" and len(new["alerts"]) == 1

@@ -1,7 +1,7 @@
 """The bot's resident memory under sustained mixed traffic.
 
 Every second: an Alertmanager notification (a new alert joins one of a few incidents, the
-older ones resolve, a new set of incidents opens every five minutes) and a signed
+older ones resolve; every five minutes the incidents resolve and new ones open) and a signed
 ``/vllm help``. ``VmRSS`` is sampled every few seconds; the first sample after the warm-up
 (a sixth of the soak: imports, pools and caches settle) is the baseline.
 """
@@ -56,20 +56,29 @@ def sample_every(soak_s: float) -> float:
 
 
 class Traffic:
-    """The notification of second ``n``: groups grow by one alert, older alerts resolve."""
+    """The notifications of second ``n``: one group grows by an alert while its older
+    alerts resolve; when a new set of incidents opens, the retired set resolves whole."""
 
     def __init__(self) -> None:
         self._groups: dict[int, list[dict[str, Any]]] = {}
 
-    def notification(self, n: int) -> dict[str, Any]:
-        incident = n % OPEN_INCIDENTS + 10 * (n // INCIDENTS_RENEWED_EVERY)
+    def notifications(self, n: int) -> list[dict[str, Any]]:
+        period = n // INCIDENTS_RENEWED_EVERY
+        out = []
+        if period and n % INCIDENTS_RENEWED_EVERY == 0:
+            for incident in [i for i in self._groups if i < 10 * period]:
+                group = self._groups.pop(incident)
+                for a in group:
+                    a["status"] = "resolved"
+                out.append(notification(f"soak/{incident}", f"soak-{incident}", group))
+        incident = n % OPEN_INCIDENTS + 10 * period
         namespace = f"soak-{incident}"
         group = self._groups.setdefault(incident, [])
         group.append(alert(f"soak-{incident}-{n}", namespace, n))
         if len(group) > KEPT_FIRING:
             group[-KEPT_FIRING - 1]["status"] = "resolved"
         del group[:-SENT_PER_GROUP]  # what is no longer sent needs no keeping
-        return notification(f"soak/{incident}", namespace, list(group))
+        return [*out, notification(f"soak/{incident}", namespace, list(group))]
 
 
 def _answered(http: httpx.Client, path: str, **request: Any) -> bool:
@@ -102,13 +111,15 @@ def soak(bot: ServedBot, soak_s: float) -> SoakResult:
             if now >= next_sample:
                 samples.append((now - started, bot.rss_kib()))
                 next_sample += every
-            body = traffic.notification(n)
-            for answered in (
-                _answered(http, "/alerts", json=body, headers=auth),
+            answers = [
+                *(
+                    _answered(http, "/alerts", json=b, headers=auth)
+                    for b in traffic.notifications(n)
+                ),
                 _slash(http, bot),
-            ):
-                requests += 1
-                failed += not answered
+            ]
+            requests += len(answers)
+            failed += answers.count(False)
             n += 1
             time.sleep(max(0.0, started + n - time.monotonic()))
         samples.append((time.monotonic() - started, bot.rss_kib()))
@@ -116,5 +127,9 @@ def soak(bot: ServedBot, soak_s: float) -> SoakResult:
 
 
 def measure(soak_s: float, work_dir: Path, database_url: str) -> SoakResult:
+    """The soak; its samples are kept in ``work_dir/soak/rss.tsv`` to see the curve."""
     with served_bot(work_dir, "soak", database_url) as bot:
-        return soak(bot, soak_s)
+        result = soak(bot, soak_s)
+    lines = [f"{at:.1f}\t{kib}" for at, kib in result.samples]
+    (work_dir / "soak" / "rss.tsv").write_text("seconds\tkib\n" + "\n".join(lines) + "\n")
+    return result
