@@ -208,6 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
         "query_timeout_s per query, twice that per check)",
     )
 
+    canary = sub.add_parser(
+        "canary",
+        help="canary gates: the newest revision's pods against the previous revision's "
+        "(`canary NS/DEPLOYMENT`), or the gates as an Argo Rollouts AnalysisTemplate "
+        "(`canary export-analysis NS/DEPLOYMENT`)",
+    )
+    canary.add_argument("words", nargs="+", metavar="[export-analysis] NS/DEPLOYMENT")
+    canary.add_argument("--prometheus", metavar="URL", help="default: the cluster's prometheus_url")
+    canary.add_argument("--cluster", metavar="NAME", help="a configured cluster")
+    canary.add_argument("--window", metavar="DURATION", help="default: canary.window (10m)")
+    canary.add_argument("--phase", metavar="NAME", help="judge this phase's gates (default: all)")
+    canary.add_argument("--format", choices=("text", "json"), default="text")
+    canary.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="per query")
+    canary.add_argument("-o", "--output", metavar="FILE", help="export-analysis: write here")
+
     ready = sub.add_parser(
         "readiness",
         help="the production readiness scorecard: every item measured or attested, the verdict",
@@ -335,6 +350,7 @@ HANDLERS: dict[tuple[str, str | None], str] = {
     ("demo", None): "demo:cmd_demo",
     ("bench", None): "bench:cmd_bench",
     ("diagnose", None): "diagnose:cmd_diagnose",
+    ("canary", None): "canary:cmd_canary",
     ("doctor", None): "doctor:cmd_doctor",
     ("readiness", None): "readiness:cmd_readiness",
     ("readiness", "attest"): "readiness:cmd_readiness_attest",

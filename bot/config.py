@@ -137,6 +137,115 @@ class Route(BaseModel):
     channel: str = Field(min_length=1)
 
 
+GateMetric = Literal[
+    "error_rate", "ttft_p99", "tpot_p99", "throughput", "kv_usage", "gpu_memory_leak"
+]
+DURATION_PATTERN = r"^\d+(s|m|h)$"
+
+
+class CanaryGate(BaseModel):
+    """One canary gate: the newest revision's number against a ceiling, or against the
+    previous revision's number over the same window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: GateMetric
+    max: float | None = Field(default=None, description="the new revision's ceiling")
+    max_ratio: float | None = Field(default=None, gt=0, description="new <= ratio x previous")
+    min_ratio: float | None = Field(default=None, gt=0, description="new >= ratio x previous")
+    max_increase: float | None = Field(default=None, description="new - previous <= this")
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Self:
+        if (self.max, self.max_ratio, self.min_ratio, self.max_increase) == (None,) * 4:
+            raise ValueError(f"gate {self.metric}: set max, max_ratio, min_ratio or max_increase")
+        return self
+
+
+class CanaryPhase(BaseModel):
+    """A step of the rollout: the new revision's share of traffic, how long its gates
+    must hold, and which gates (by metric)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    traffic_percent: int = Field(ge=1, le=100)
+    duration: str = Field(pattern=DURATION_PATTERN)
+    gates: list[GateMetric] = Field(min_length=1)
+
+
+class CanaryRollback(BaseModel):
+    """When to go back at once (the checklist: errors above 1 % or latency above 2x SLO,
+    acted on within a minute), read over ``window``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_rate: float = Field(default=0.01, gt=0, le=1)
+    slo_factor: float = Field(default=2.0, gt=0)
+    ttft_slo_s: float = Field(default=2.0, gt=0)
+    tpot_slo_s: float = Field(default=0.1, gt=0)
+    window: str = Field(default="1m", pattern=DURATION_PATTERN)
+
+
+_BASE_GATES: tuple[GateMetric, ...] = ("error_rate", "ttft_p99", "tpot_p99", "gpu_memory_leak")
+
+
+def _default_gates() -> list[CanaryGate]:
+    return [
+        CanaryGate(metric="error_rate", max=0.001),
+        CanaryGate(metric="ttft_p99", max_ratio=1.1),
+        CanaryGate(metric="tpot_p99", max_ratio=1.1),
+        CanaryGate(metric="throughput", min_ratio=0.9),
+        CanaryGate(metric="kv_usage", max_increase=0.1),
+        CanaryGate(metric="gpu_memory_leak", max_increase=256.0),  # MiB per hour
+    ]
+
+
+def _default_phases() -> list[CanaryPhase]:
+    every: list[GateMetric] = [*_BASE_GATES, "throughput", "kv_usage"]
+    return [
+        CanaryPhase(name="canary", traffic_percent=5, duration="1h", gates=list(_BASE_GATES)),
+        CanaryPhase(
+            name="progressive-25", traffic_percent=25, duration="30m", gates=list(_BASE_GATES)
+        ),
+        CanaryPhase(name="progressive-50", traffic_percent=50, duration="30m", gates=every),
+        CanaryPhase(name="full", traffic_percent=100, duration="30m", gates=every),
+    ]
+
+
+class CanarySettings(BaseModel):
+    """Canary gates and phases; the defaults are the production checklist's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: str = Field(
+        default="10m",
+        pattern=DURATION_PATTERN,
+        description="window both revisions are read over (a gate waits until it is filled)",
+    )
+    gates: list[CanaryGate] = Field(default_factory=_default_gates)
+    phases: list[CanaryPhase] = Field(default_factory=_default_phases, min_length=1)
+    rollback: CanaryRollback = Field(default_factory=CanaryRollback)
+    evaluate_every_s: int = Field(default=30, ge=5, le=60)
+
+    @model_validator(mode="after")
+    def _phases_name_configured_gates(self) -> Self:
+        metrics = [g.metric for g in self.gates]
+        repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+        if repeated:
+            raise ValueError(f"canary gates: one gate a metric; repeated: {', '.join(repeated)}")
+        for phase in self.phases:
+            missing = sorted(set(phase.gates) - set(metrics))
+            if missing:
+                raise ValueError(
+                    f"canary phase {phase.name}: no gate configured for {', '.join(missing)}"
+                )
+        return self
+
+    def gate(self, metric: str) -> CanaryGate | None:
+        return next((g for g in self.gates if g.metric == metric), None)
+
+
 class Settings(BaseSettings):
     """Everything the bot reads at start. See README.md, 'Configuration reference'."""
 
@@ -246,6 +355,10 @@ class Settings(BaseSettings):
     labels: LabelConventions = Field(
         default_factory=LabelConventions,
         description="Label conventions of the series (cluster label, GPU workload labels).",
+    )
+    canary: CanarySettings = Field(
+        default_factory=CanarySettings,
+        description="Canary gates, phases and rollback triggers (the checklist's by default).",
     )
 
     @classmethod

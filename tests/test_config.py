@@ -44,6 +44,7 @@ FIELDS = (
     "action_request_ttl_s",
     "alertmanager_url",
     "alerts_token",
+    "canary",
     "clusters",
     "database_url",
     "default_channel",

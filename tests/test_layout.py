@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "bot.diagnosis": 2,
     "bot.remediation": 2,
     "bot.readiness": 2,
+    "bot.canary": 2,
     "bot.models": 1,
     "bot.config": 1,
     "bot.access": 1,
