@@ -12,8 +12,11 @@ import asyncio
 import hmac
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -80,7 +83,7 @@ def build(settings: Settings) -> Bot:
         client=client,
         signing_secret=secret.get_secret_value() if secret else None,
         request_verification_enabled=not socket_mode,
-        process_before_response=False,
+        process_before_response=True,
     )
     listeners.register(bolt, services)
     return Bot(services, bolt, make_web_app(services, None if socket_mode else bolt), socket_mode)
@@ -198,4 +201,19 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
 
     app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
     app.add_routes(routes)
+    app.cleanup_ctx.append(partial(_slack_session, svc))
     return app
+
+
+async def _slack_session(svc: Services, app: web.Application) -> AsyncIterator[None]:
+    """One HTTP session (kept-alive connections) for every Web API call while serving.
+
+    Without it the Slack client opens a session and a connection per call: CPU on the
+    event loop that every acknowledgement waits behind when many requests arrive."""
+    client = svc.outbox.client
+    client.session = aiohttp.ClientSession()
+    try:
+        yield
+    finally:
+        session, client.session = client.session, None
+        await session.close()

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from bot_runner import BotRunner
-from fakes.slack import FakeSlack, send_signed, slash_command_body, view_submission_body
+from fakes.slack import (
+    FakeSlack,
+    block_action_body,
+    send_signed,
+    slash_command_body,
+    view_submission_body,
+)
 
 from bot.slack import ids
 from bot.store import Store
@@ -90,3 +97,63 @@ def test_signatures_arriving_together_are_each_served_once(tmp_path: Path) -> No
         assert store.first_sight("b") is False and store.first_sight("d") is True
     finally:
         path.close()
+
+
+def test_the_ack_is_sent_before_the_listeners_background_work_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A button's background work that holds the event loop for 2 s (as a burst of
+    plans can) does so only after the click was answered."""
+    from bot.slack import listeners
+
+    released: list[float] = []
+
+    async def holding_the_loop(svc: object, body: object) -> None:
+        time.sleep(2)  # noqa: ASYNC251 - holds the bot's event loop, as synchronous work does
+        released.append(time.time())
+
+    monkeypatch.setattr(listeners, "show_plan", holding_the_loop)
+    with FakeSlack() as slack:
+        runner = BotRunner(
+            slack_bot_token=slack.token,
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+            prometheus_url="http://127.0.0.1:9",
+            alerts_token="t",
+            default_channel="C0ACK",
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        ).start()
+        try:
+            body = block_action_body(ids.ACTION_BUTTON, "any-request")
+            answer = send_signed(f"{runner.url}/slack/events", body, SECRET, timeout=10)
+            answered = time.time()
+            runner.drain()
+        finally:
+            runner.stop()
+    assert answer.status == 200 and released
+    assert answered < released[0]  # answered while the loop was still held
+
+
+def test_request_lookups_arriving_together_each_get_their_answer(tmp_path: Path) -> None:
+    from bot.slack.ack_path import AckPath
+
+    store = Store(f"sqlite:///{tmp_path / 'requests.db'}")
+    path = AckPath(store)
+
+    async def burst() -> list[bool]:
+        ids_ = ["nope", "also-nope", "nope"]
+        return list(await asyncio.gather(*(path.request_exists(i) for i in ids_)))
+
+    try:
+        assert asyncio.run(burst()) == [False, False, False]
+    finally:
+        path.close()
+
+
+def test_web_api_calls_share_one_session_while_serving(bot: BotRunner) -> None:
+    """Not a session and a new connection per Slack call (CPU on the event loop that
+    acknowledgements wait behind); closed when the bot stops."""
+    session = bot.bot.services.outbox.client.session
+    assert session is not None and not session.closed
+    bot.stop()
+    assert bot.bot.services.outbox.client.session is None and session.closed

@@ -2,9 +2,10 @@
 
 Background work (outbox writes, diagnoses, plans) shares asyncio's default thread pool;
 a request waiting there for its replay check waits behind all of it, and Slack's ack with
-it. The ack path gets a thread of its own, and the signatures of requests arriving
-together are recorded in one transaction (SQLite serialises writers: fifty concurrent
-one-row commits queue on its lock, one commit of fifty rows does not).
+it. The ack path gets a thread of its own, and what requests arriving together ask is
+asked once: their signatures recorded in one transaction (SQLite serialises writers:
+fifty concurrent one-row commits queue on its lock, one commit of fifty rows does not),
+the action requests their modals name looked up in one query.
 """
 
 from __future__ import annotations
@@ -17,26 +18,31 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.store import SeenRequest, Store
+from bot.store import ActionRequest, SeenRequest, Store
 
 T = TypeVar("T")
+Answer = Callable[[list[str]], set[str]]  # the keys asked about → those that answer yes
 
 
-class AckPath:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ack-path")
+Submit = Callable[[Answer, list[str]], "asyncio.Future[set[str]]"]
+
+
+class _Batch:
+    """Keys asked about while a query runs wait and go together in the next one.
+
+    ``once``: a key asked twice in one batch answers yes the first time only (a signature
+    is first seen once)."""
+
+    def __init__(self, answer: Answer, submit: Submit, *, once: bool = False) -> None:
+        self._answer = answer
+        self._submit = submit
+        self._once = once
         self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(*args)`` on the ack path's own thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    async def first_sight(self, signature: str) -> bool:
-        """True the first time a signature is seen on any replica (recorded durably)."""
+    async def ask(self, key: str) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((signature, future))
+        self._waiting.append((key, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
         return await future
@@ -45,16 +51,37 @@ class AckPath:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                fresh = await self.run(self._record, [s for s, _ in batch])
+                yes = await self._submit(self._answer, [k for k, _ in batch])
             except Exception as exc:  # the caller answers 5xx; Slack retries
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for signature, future in batch:
+            for key, future in batch:
                 if not future.done():
-                    future.set_result(signature in fresh)
-                fresh.discard(signature)  # the same signature twice in a batch: once
+                    future.set_result(key in yes)
+                if self._once:
+                    yes.discard(key)
+
+
+class AckPath:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ack-path")
+        self._signatures = _Batch(self._record, self._submit, once=True)
+        self._requests = _Batch(self._existing, self._submit)
+
+    def _submit(self, fn: Answer, keys: list[str]) -> asyncio.Future[set[str]]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, keys)
+
+    async def first_sight(self, signature: str) -> bool:
+        """True the first time a signature is seen on any replica (recorded durably); the
+        same signature twice in one batch is first seen once."""
+        return await self._signatures.ask(signature)
+
+    async def request_exists(self, request_id: str) -> bool:
+        """Whether an action request with this id exists (on any replica)."""
+        return await self._requests.ask(request_id)
 
     def _record(self, signatures: list[str]) -> set[str]:
         """Record the signatures not seen before, in one transaction; those are returned."""
@@ -71,6 +98,11 @@ class AckPath:
             return fresh
         except IntegrityError:  # another replica recorded one meanwhile: one at a time
             return {sig for sig in wanted if self.store.first_sight(sig)}
+
+    def _existing(self, request_ids: list[str]) -> set[str]:
+        with self.store.session() as s:
+            query = select(ActionRequest.id).where(ActionRequest.id.in_(set(request_ids)))
+            return set(s.scalars(query))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -65,7 +65,7 @@ def register(app: AsyncApp, svc: Services) -> None:
             await ack(response_action="errors", errors=errors)
             return
         request_id = str(view.get("private_metadata", ""))
-        if await svc.ack_path.run(svc.store.action_request, request_id) is None:
+        if not await svc.ack_path.request_exists(request_id):
             unknown = Preview(request_id, None, error=f"there is no action request {request_id!r}")
             await ack(response_action="update", view=plan_view(unknown))
             return
