@@ -24,6 +24,7 @@ class DelayingProxy(StartStop):
     queries: int = 0  # how many requests it has forwarded
     _server: BackgroundServer | None = field(default=None, repr=False)
     _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+    _held: set[asyncio.Task[object]] = field(default_factory=set, repr=False)
 
     @property
     def url(self) -> str:
@@ -43,6 +44,10 @@ class DelayingProxy(StartStop):
             self._server.stop()
 
     async def _close(self) -> None:
+        # queries still held back: ended here, not left pending when the loop closes
+        for task in list(self._held):
+            task.cancel()
+        await asyncio.gather(*self._held, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 
@@ -50,7 +55,13 @@ class DelayingProxy(StartStop):
         body = await request.read()
         self.queries += 1
         if self.delay_s > 0:
-            await asyncio.sleep(self.delay_s)
+            task = asyncio.current_task()
+            assert task is not None
+            self._held.add(task)
+            try:
+                await asyncio.sleep(self.delay_s)
+            finally:
+                self._held.discard(task)
         if self._session is None:
             self._session = aiohttp.ClientSession(self.upstream)
         headers = {k: v for k, v in request.headers.items() if k.lower() in _KEPT_HEADERS}
