@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from bot.diagnosis.checks.base import gauges_query
 from bot.diagnosis.engine import DiagnosisOptions, diagnose
+from bot.diagnosis.metric_names import WAITING
 from bot.diagnosis.runbooks import load_runbooks
 from bot.models import CheckResult, Scope
 from bot.sources.prometheus import MetricsError, Sample
@@ -81,8 +83,22 @@ def test_refused_query_and_a_crashing_check_only_affect_themselves() -> None:
     assert d.findings[-1].id == "blind_spots"
 
 
+class QueuedSource(SlowSource):
+    """Every replica has 8 requests waiting (far below the shipped warning level of 50)."""
+
+    async def query(self, promql: str) -> list[Sample]:
+        await super().query(promql)
+        if promql != gauges_query(Scope()):
+            return []
+        return [Sample({"__name__": WAITING, "pod": f"p{i}"}, 8.0) for i in range(3)]
+
+
 def test_config_overrides_win_over_runbook_and_defaults() -> None:
-    source = SlowSource()
-    options = DiagnosisOptions(overrides={"queue_depth": {"warn": 7, "crit": 9}})
-    asyncio.run(diagnose(RUNBOOKS["queue_backlog"], Scope(), source, options))
-    assert any(">= bool 7)" in q and ">= bool 9)" in q for q in source.queries)
+    def queue(options: DiagnosisOptions) -> CheckResult:
+        d = asyncio.run(diagnose(RUNBOOKS["queue_backlog"], Scope(), QueuedSource(), options))
+        return next(c for c in d.checks if c.id == "queue_depth")
+
+    assert queue(DiagnosisOptions()).status == "ok"
+    overridden = queue(DiagnosisOptions(overrides={"queue_depth": {"warn": 7, "crit": 9}}))
+    assert overridden.status == "warn"
+    assert "warning on 3/3 replicas (warning >= 7" in overridden.summary

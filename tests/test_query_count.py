@@ -23,19 +23,19 @@ from bot.sources.prometheus import PrometheusSource, Sample
 WINDOW = "20s"
 # runbook → queries one diagnosis sends on a healthy fleet with enough history
 BUDGET = {
-    "fleet_status": 13,
+    "fleet_status": 12,
     "gpu_hardware_failure": 6,
     "gpu_thermal": 6,
     "high_error_rate": 8,
-    "high_latency": 11,
-    "kv_cache_pressure": 8,
+    "high_latency": 10,
+    "kv_cache_pressure": 7,
     "model_quality_regression": 7,
     "oom_crashes": 7,
     "preemption_storm": 6,
     "queue_backlog": 7,
     "replica_down": 5,
     "tpot_slo": 9,
-    "ttft_slo": 9,
+    "ttft_slo": 8,
 }
 
 

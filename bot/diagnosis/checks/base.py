@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.diagnosis.metric_names import KV_USAGE, RUNNING, WAITING
 from bot.diagnosis.promql import (
     LABEL_NAME,
     WORKLOAD_KEYS,
@@ -376,6 +377,53 @@ async def per_target(
     )
 
 
+def per_target_of(
+    samples: Sequence[Sample], thresholds: Thresholds, target: Target = target_of
+) -> PerTarget | None:
+    """:func:`per_target` over values already read (one a target). None when there are none."""
+    if not samples:
+        return None
+    statuses = [thresholds.status(s.value) for s in samples]
+    return PerTarget(
+        offenders=offenders_from(samples, thresholds, target),
+        total=len(samples),
+        warn=sum(st != "ok" for st in statuses),
+        crit=statuses.count("crit"),
+    )
+
+
+# The instant vLLM gauges checks read per replica: one selector, one query a diagnosis.
+GAUGES: tuple[str, ...] = (*KV_USAGE, WAITING, RUNNING)
+
+
+def gauges_query(scope: Scope) -> str:
+    """Every replica's value of every gauge in :data:`GAUGES` (one sample a replica each)."""
+    names = f'__name__=~"{"|".join(GAUGES)}"'
+    return f"max by (__name__, {replica_labels(scope)}) ({{{vllm_selector(scope, names)}}})"
+
+
+async def replica_gauge(ctx: CheckContext, metric: str | tuple[str, ...]) -> list[Sample]:
+    """Each replica's ``metric`` (the first of its names the replica exposes).
+
+    Read from :func:`gauges_query`, which every gauge check of a diagnosis sends alike,
+    so Prometheus selects the replicas' gauges once rather than once (or thrice) a check.
+    """
+    names = (metric,) if isinstance(metric, str) else metric
+    unknown_names = set(names) - set(GAUGES)
+    if unknown_names:
+        raise ValueError(f"not an instant gauge read per replica: {sorted(unknown_names)}")
+    chosen: dict[tuple[tuple[str, str], ...], tuple[int, Sample]] = {}
+    for row in await ctx.query(gauges_query(ctx.scope)):
+        name = row.labels.get("__name__", "")
+        if name not in names:
+            continue
+        labels = {k: v for k, v in row.labels.items() if k != "__name__"}
+        key, rank = tuple(sorted(labels.items())), names.index(name)
+        if key not in chosen or rank < chosen[key][0]:
+            chosen[key] = (rank, Sample(labels, row.value))
+    return [sample for _, sample in chosen.values()]
+
+
 def level_summary(
     what: str, result: PerTarget, thresholds: Thresholds, unit: str, noun: str = "replicas"
 ) -> str:
@@ -401,7 +449,8 @@ async def gauge_check(
     check_id: str,
     title: str,
     what: str,
-    expr: str,
+    expr: str = "",
+    gauge: str | tuple[str, ...] = (),
     unit: str,
     missing: str,
     noun: str = "replicas",
@@ -411,11 +460,14 @@ async def gauge_check(
 ) -> CheckResult:
     """The common shape: one series per target, thresholds, worst offenders.
 
+    The values are ``expr``'s, or a per-replica ``gauge``'s (see :func:`replica_gauge`).
     ``rates``: ``expr`` is a rate over the window, so the window must hold enough history.
     """
     thresholds = ctx.thresholds(above)
     target = target or replica_target(ctx.scope)
-    if rates:
+    if gauge:
+        result = per_target_of(await replica_gauge(ctx, gauge), thresholds, target)
+    elif rates:
         gap, result = await asyncio.gather(
             ctx.history_gap(), per_target(ctx, expr, thresholds, target)
         )

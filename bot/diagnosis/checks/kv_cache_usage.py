@@ -1,8 +1,7 @@
 """KV-cache usage per replica (fraction 0..1): memory pressure precedes preemptions."""
 
-from bot.diagnosis.checks.base import Check, CheckContext, gauge_check, replica_labels
+from bot.diagnosis.checks.base import Check, CheckContext, gauge_check
 from bot.diagnosis.metric_names import KV_USAGE
-from bot.diagnosis.promql import vllm
 from bot.models import CheckResult
 
 ID, TITLE = "kv_cache_usage", "KV-cache usage"
@@ -14,7 +13,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         check_id=ID,
         title=TITLE,
         what="KV cache",
-        expr=f"max by ({replica_labels(ctx.scope)}) ({vllm(KV_USAGE, ctx.scope)})",
+        gauge=KV_USAGE,
         unit="ratio",
         missing="no vllm:kv_cache_usage_perc (nor pre-0.11 vllm:gpu_cache_usage_perc) "
         "series in scope: is vLLM scraped?",

@@ -1,8 +1,7 @@
 """Requests waiting per replica: a growing queue means demand above capacity."""
 
-from bot.diagnosis.checks.base import Check, CheckContext, gauge_check, replica_labels
+from bot.diagnosis.checks.base import Check, CheckContext, gauge_check
 from bot.diagnosis.metric_names import WAITING
-from bot.diagnosis.promql import vllm
 from bot.models import CheckResult
 
 ID, TITLE = "queue_depth", "Queue depth"
@@ -14,7 +13,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         check_id=ID,
         title=TITLE,
         what="Queue",
-        expr=f"max by ({replica_labels(ctx.scope)}) ({vllm(WAITING, ctx.scope)})",
+        gauge=WAITING,
         unit="requests",
         missing=f"no {WAITING} series in scope: is vLLM scraped?",
     )

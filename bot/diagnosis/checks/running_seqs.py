@@ -1,11 +1,15 @@
 """Running sequences against max_num_seqs: a batch pinned at a limit while requests queue."""
 
+import asyncio
+
 from bot.diagnosis.checks.base import (
+    TOP_K,
     Check,
     CheckContext,
     Thresholds,
     fmt,
     offenders_from,
+    replica_gauge,
     replica_identity,
     replica_labels,
     unknown,
@@ -31,15 +35,14 @@ async def run(ctx: CheckContext) -> CheckResult:
         f"and {same} (max by ({replica_labels(ctx.scope)}) "
         f"(min_over_time({vllm(WAITING, ctx.scope)}[{window}])) > 0)"
     )
-    top, pinned_rows, total = await ctx.query_all(
-        f"topk(5, max by ({replica_labels(ctx.scope)}) ({running}))",
-        f"topk(5, {pinned})",
-        f"count(max by ({replica_labels(ctx.scope)}) ({running}))",
+    per_replica, pinned_rows = await asyncio.gather(
+        replica_gauge(ctx, RUNNING), ctx.query(f"topk(5, {pinned})")
     )
-    if not top:
+    if not per_replica:
         return unknown(ctx, ID, TITLE, f"no {RUNNING} series in scope: is vLLM scraped?")
+    top = sorted(per_replica, key=lambda s: s.value, reverse=True)[:TOP_K]
     max_num_seqs = ctx.number("max_num_seqs")
-    replicas = int(total[0].value) if total else len(top)
+    replicas = len(per_replica)
     busiest = top[0].value
     status: Status = "ok"
     summary = (
