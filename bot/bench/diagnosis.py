@@ -13,7 +13,7 @@ import statistics
 import time
 from collections import defaultdict
 
-from bot.bench.fleet import WINDOW, simulated_fleet
+from bot.bench.fleet import simulated_fleet
 from bot.bench.options import BenchOptions, Progress
 from bot.bench.report import Figure, Section, ms
 from bot.bench.stats import Timing
@@ -44,12 +44,12 @@ async def _timed(metrics: MetricsSource, promql: str) -> float:
 
 
 async def _measure(
-    runbook: Runbook, url: str, recorded: bool, repetitions: int
+    runbook: Runbook, url: str, window: str, recorded: bool, repetitions: int
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Diagnosis wall times, and each of its queries' times alone, interleaved."""
     source = PrometheusSource(url, timeout_s=60)
     options = DiagnosisOptions(
-        window=WINDOW, check_timeout_s=60, recorded_window=WINDOW if recorded else None
+        window=window, check_timeout_s=60, recorded_window=window if recorded else None
     )
     walls: list[float] = []
     singles: dict[str, list[float]] = defaultdict(list)
@@ -84,14 +84,21 @@ def run(options: BenchOptions, progress: Progress) -> Section:
     figures: list[Figure] = []
     notes: list[str] = []
     for replicas in options.replicas:
-        with simulated_fleet(options.work_dir / f"fleet-{replicas}", replicas, progress) as url:
+        fleet = simulated_fleet(
+            options.work_dir / f"fleet-{replicas}",
+            replicas,
+            progress,
+            window=options.window,
+            scrape_interval_s=options.scrape_interval_s,
+        )
+        with fleet as url:
             for recorded, mode in ((False, "raw series"), (True, "recording rules")):
                 ratios: dict[str, float] = {}
                 worst: Figure | None = None
                 for runbook in runbooks.values():
                     progress(f"{replicas} replicas, {mode}: {runbook.id}")
                     walls, singles = asyncio.run(
-                        _measure(runbook, url, recorded, options.repetitions)
+                        _measure(runbook, url, options.window, recorded, options.repetitions)
                     )
                     slowest = max(statistics.median(t) for t in singles.values())
                     figure = _figure(replicas, mode, runbook.id, walls, slowest, len(singles))
@@ -109,8 +116,9 @@ def run(options: BenchOptions, progress: Progress) -> Section:
         figures=figures,
         how=(
             f"Scenario fleet_scale (one replica under KV pressure, 30 % on pre-0.11 metric "
-            f"names), scraped every 5 s; window {WINDOW}. Per repetition: the full diagnosis "
-            "(all checks concurrently), then each distinct query it sent, alone. Ratio = "
+            f"names), scraped every {options.scrape_interval_s:g} s; window {options.window}. "
+            "Per repetition: the full diagnosis (all checks concurrently), then each "
+            "distinct query it sent, alone. Ratio = "
             "median diagnosis ÷ the largest per-query median. Shown: high_latency and the "
             "runbook with the worst ratio at each size and mode; every runbook's ratio is "
             "listed below."

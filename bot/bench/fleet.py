@@ -23,8 +23,6 @@ from bot.diagnosis.runbooks import load_runbooks
 from bot.simulator.processes import spawn, terminate
 from bot.simulator.prometheus_runner import PrometheusRunner, free_port
 
-WINDOW = "1m"  # the diagnosis window measured, recorded by the loaded rules
-
 
 class FleetError(RuntimeError):
     """The simulator or Prometheus did not come up; the message says where to look."""
@@ -56,12 +54,14 @@ def simulated_fleet(
     replicas: int,
     progress: Progress,
     *,
+    window: str,
+    scrape_interval_s: float,
     scenario: str = "fleet_scale",
     gpus_per_replica: int = 1,
     legacy_fraction: float = 0.3,
-    scrape_interval_s: float = 5.0,
 ) -> Iterator[str]:
-    """Yield the URL of a Prometheus holding a full diagnosis window of the fleet's data."""
+    """Yield the URL of a Prometheus holding a full ``window`` of the fleet's data, its
+    rules (alerts, and recordings for ``window``) loaded."""
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     simulator_url = f"http://127.0.0.1:{port}"
@@ -81,7 +81,7 @@ def simulated_fleet(
         _wait("the simulator", lambda: _targets(simulator_url) > 0, 120, log_path)
         targets = _targets(simulator_url)
         rules = work_dir / "rules.yml"
-        rules.write_text(render_rules_yaml(load_runbooks(), None, None, WINDOW))
+        rules.write_text(render_rules_yaml(load_runbooks(), None, None, window))
         progress(f"{replicas} replicas: Prometheus scraping {targets} targets")
         prometheus = cleanup.enter_context(
             PrometheusRunner(simulator_url, scrape_interval_s=scrape_interval_s, rule_files=[rules])
@@ -89,10 +89,10 @@ def simulated_fleet(
         up = f"count(up == 1) >= {targets}"
         _wait("Prometheus' scrapes", lambda: prometheus.query(up), 300, prometheus.log_path)
         # a full window of samples (and of recorded rates), so every check reads a fact
-        age = int(window_seconds(WINDOW) + 2 * scrape_interval_s)
+        age = int(window_seconds(window) + 2 * scrape_interval_s)
         progress(f"{replicas} replicas: waiting for {age} s of history")
         full = f"count({RUNNING} offset {age}s)"
-        recorded = f"count({RECORDINGS[0].name(WINDOW)} offset {age // 2}s)"
+        recorded = f"count({RECORDINGS[0].name(window)} offset {age // 2}s)"
 
         def filled() -> bool:
             return bool(prometheus.query(full) and prometheus.query(recorded))

@@ -23,6 +23,8 @@ class BenchOptions:
     alerts: int = 200  # alerts routed through Alertmanager in the alert section
     soak_s: float = 600.0  # the memory soak
     postgres_url: str | None = None  # also measure alert intake on PostgreSQL
+    window: str = "1m"  # the diagnosis window; the fleet holds this much history first
+    scrape_interval_s: float = 5.0
 
     @classmethod
     def quick_run(cls, work_dir: Path, **overrides: object) -> BenchOptions:
@@ -35,6 +37,8 @@ class BenchOptions:
             "prometheus_delay_s": 2.0,
             "alerts": 10,
             "soak_s": 20.0,
+            "window": "20s",
+            "scrape_interval_s": 2.0,
         }
         values.update(overrides)
         return cls(work_dir=work_dir, **values)  # type: ignore[arg-type]

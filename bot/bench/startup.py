@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from bot.bench.fleet import WINDOW, simulated_fleet
+from bot.bench.fleet import simulated_fleet
 from bot.bench.options import BenchOptions, Progress
 from bot.bench.report import Figure, Section, ms
 from bot.bench.stats import Timing, percentile
@@ -22,11 +22,11 @@ RUNBOOK = "gpu_hardware_failure"
 GOAL_S = 0.4
 
 
-def _diagnose(prometheus_url: str) -> tuple[float, float]:
+def _diagnose(prometheus_url: str, window: str) -> tuple[float, float]:
     """(wall seconds, the diagnosis' own seconds) of one `diagnose` process."""
     command = [
         sys.executable, "-m", "bot", "diagnose", RUNBOOK, "--prometheus", prometheus_url,
-        "--window", WINDOW, "--format", "json",
+        "--window", window, "--format", "json",
     ]  # fmt: skip
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}  # no config from the caller's environment
     started = time.perf_counter()
@@ -41,11 +41,17 @@ def run(options: BenchOptions, progress: Progress) -> Section:
     walls: list[float] = []
     own: list[float] = []
     with simulated_fleet(
-        options.work_dir / "startup-fleet", 8, progress, scenario="healthy", gpus_per_replica=4
+        options.work_dir / "startup-fleet",
+        8,
+        progress,
+        window=options.window,
+        scrape_interval_s=options.scrape_interval_s,
+        scenario="healthy",
+        gpus_per_replica=4,
     ) as url:
         for i in range(options.repetitions):
             progress(f"diagnose {RUNBOOK} as a process, {i + 1}/{options.repetitions}")
-            wall, duration = _diagnose(url)
+            wall, duration = _diagnose(url, options.window)
             walls.append(wall)
             own.append(duration)
     overheads = [w - d for w, d in zip(walls, own, strict=True)]
