@@ -176,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--repetitions", type=_positive_int, help="per figure (default 20)")
     bench.add_argument(
+        "--alerts", type=_positive_int, help="alerts through Alertmanager (default 200)"
+    )
+    bench.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        help="simultaneous commands, clicks and submissions (default 50)",
+    )
+    bench.add_argument(
         "--soak-minutes", type=_positive_float, help="memory soak length (default 10)"
     )
     bench.add_argument(

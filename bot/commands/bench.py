@@ -27,6 +27,10 @@ def _options(args: argparse.Namespace) -> BenchOptions:
         chosen["replicas"] = tuple(args.replicas)
     if args.repetitions:
         chosen["repetitions"] = args.repetitions
+    if args.alerts:
+        chosen["alerts"] = args.alerts
+    if args.concurrency:
+        chosen["concurrency"] = args.concurrency
     if args.soak_minutes is not None:
         chosen["soak_s"] = args.soak_minutes * 60
     if args.postgres:
