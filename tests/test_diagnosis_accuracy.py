@@ -142,8 +142,10 @@ def _diagnosed(stack: FleetStack, runbook: Runbook, truth: GroundTruth) -> Diagn
 def test_every_scenario_with_a_runbook_is_covered() -> None:
     # mixed_load needs several models in a namespace: tests/test_per_workload.py.
     # bad_rollout needs the cluster's objects (kube-state-metrics, from a fleet twin):
-    # tests/test_rollout_e2e.py diagnoses it and rolls it back.
+    # tests/test_rollout_e2e.py diagnoses it and rolls it back. The canary scenarios need
+    # the twin too: tests/test_canary_e2e.py judges their gates.
     covered = set(SCENARIO_ORDER) | {"healthy", "fleet_scale", "mixed_load", "bad_rollout"}
+    covered |= {"canary_bad", "canary_good"}
     assert covered == set(SCENARIOS)
 
 

@@ -44,6 +44,7 @@ class EngineProfile:
     abort_fraction: float = 0.002
     prefix_hit_rate: float = 0.35
     gpu_memory_utilization: str = "0.9"
+    fb_leak_mib_per_s: float = 0.0  # a leaking build: framebuffer use climbs while it runs
     enable_prefix_caching: str = "True"
     max_model_len: int = 131_072
 

@@ -689,6 +689,8 @@ class KubernetesStandIn(Seeding, StartStop):
 
     def _roll(self, plural: str, kind: str, hash_label: str, owner: Obj) -> None:
         """One step of the rolling update from the old ReplicaSets to the template's."""
+        if owner["spec"].get("paused"):
+            return  # a paused rollout takes no step: its ReplicaSets keep their counts
         template = owner["spec"].get("template") or {}
         owned = self._owned_replicasets(owner, kind)
         new = next(

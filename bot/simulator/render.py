@@ -136,7 +136,8 @@ def node_metrics(node: Node, now: float, *, ecc_counters: bool = True) -> str:
         fb_used = 0.0
         if busy and replica is not None:
             fraction = float(replica.profile.gpu_memory_utilization)
-            fb_used = round(m.GPU_FRAMEBUFFER_MIB * fraction)
+            leaked = replica.profile.fb_leak_mib_per_s * max(0.0, now - replica.started_at)
+            fb_used = min(m.GPU_FRAMEBUFFER_MIB, round(m.GPU_FRAMEBUFFER_MIB * fraction + leaked))
         w.sample(m.GPU_UTIL, labels, round(util))
         w.sample(m.MEM_COPY_UTIL, labels, round(util * 0.55))
         w.sample(m.FB_USED, labels, fb_used)

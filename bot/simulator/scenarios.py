@@ -22,6 +22,11 @@ ActionKind = str  # scale | rollback | drain | restart | silence | config | none
 # A fault of a revision: the pods running it rolled out when the scenario began (a fleet
 # twin dates their ReplicaSet so).
 BAD_REVISION = "bad_revision"
+# A canary: a new revision of one Deployment serving beside the previous one (a paused
+# rollout); the fleet twin makes it in the cluster. Its replicas run CANARY_IMAGE.
+CANARY_REVISION = "canary_revision"
+CANARY_IMAGE = "vllm/vllm-openai:v0.11.1"
+CANARY_LEAK_MIB_PER_S = 2.0  # ~7 GiB an hour: fills the GPU's headroom in about an hour
 
 
 class Fault(BaseModel):
@@ -316,6 +321,41 @@ def bad_rollout(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
     )
 
 
+def _canary(regressed: bool) -> ScenarioFn:
+    """A canary of one Deployment: its first replica moves to a new revision (the fleet
+    twin rolls it out and pauses). A regressed build errs (3 %), decodes 1.6x slower and
+    leaks GPU memory; a good one serves like the revision before it."""
+
+    def apply(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
+        deployment = fleet.replicas[0].deployment
+
+        def canary_build(r: Replica) -> None:
+            if regressed and r.deployment == deployment and r.image == CANARY_IMAGE:
+                r.profile.error_fraction = 0.03
+                r.profile.tpot_factor = 1.6
+                r.profile.fb_leak_mib_per_s = CANARY_LEAK_MIB_PER_S
+
+        detail = (
+            f"{CANARY_IMAGE}: 3% errors, TPOT x1.6, GPU memory +{CANARY_LEAK_MIB_PER_S:g} MiB/s"
+            if regressed
+            else f"{CANARY_IMAGE}: serves like the revision before it"
+        )
+        target = f"deployment/{fleet.namespace}/{deployment}"
+        fault = Fault(
+            kind=CANARY_REVISION, deployment=deployment, namespace=fleet.namespace, detail=detail
+        )
+        return Outcome(
+            runbook="high_error_rate" if regressed else None,
+            cause="bad_canary" if regressed else "good_canary",
+            action="rollback" if regressed else "none",
+            action_target=target if regressed else None,
+            faults=[fault],
+            conditions=_standing(fleet, canary_build),
+        )
+
+    return apply
+
+
 def oom_crash_loop(fleet: Fleet, rng: random.Random, now: float) -> Outcome:
     replica = rng.choice(fleet.replicas)
     replica.profile.gpu_memory_utilization = "0.98"
@@ -397,6 +437,12 @@ _CATALOGUE: tuple[tuple[str, str, ScenarioFn], ...] = (
         oom_crash_loop,
     ),
     ("fleet_scale", "Thousands of healthy replicas; one under memory pressure.", fleet_scale),
+    (
+        "canary_bad",
+        "A canary of one Deployment that regresses: errors, slower TPOT, a GPU memory leak.",
+        _canary(regressed=True),
+    ),
+    ("canary_good", "A canary of one Deployment that serves as well as before.", _canary(False)),
 )
 SCENARIOS: dict[str, Scenario] = {name: Scenario(name, text, fn) for name, text, fn in _CATALOGUE}
 

@@ -27,6 +27,10 @@ A scenario whose fault is a revision (``bad_rollout``) says that revision rolled
 the scenario began: its ReplicaSet and pods carry that creation time while the scenario
 runs, and their own again once another scenario runs.
 
+A canary scenario (``canary_bad``, ``canary_good``) rolls one pod of its Deployment to
+the canary image and pauses the rollout (``twin_canary``): two revisions serve side by
+side; another scenario rolls the Deployment back to the revision before.
+
 While it runs the twin is the cluster's kube-state-metrics too: the simulator serves
 :meth:`FleetTwin.kube_state_metrics` (the stand-in's objects as kube-state-metrics exposes
 them) at ``/kube-state-metrics/metrics`` and lists it in ``/sd/kube-state-metrics``.
@@ -47,14 +51,16 @@ from bot.simulator import kube_state_metrics as ksm
 from bot.simulator.fleet import Fleet, Gpu, Workload
 from bot.simulator.kube_objects import REVISION_ANNOTATION, Obj, pod_ready
 from bot.simulator.kubernetes_api import KubernetesStandIn
-from bot.simulator.scenarios import BAD_REVISION, GroundTruth
+from bot.simulator.scenarios import BAD_REVISION, CANARY_IMAGE, CANARY_REVISION, GroundTruth
 from bot.simulator.server import Simulator
 from bot.simulator.serving import StartStop
+from bot.simulator.twin_canary import end_canary, start_canary
 from bot.simulator.twin_seed import iso, seed_objects
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STARTUP_DELAY_S = 15.0
+CANARY_PODS = 1  # pods a canary scenario moves to the new revision
 
 
 @dataclass
@@ -137,6 +143,8 @@ class FleetTwin(StartStop):
         self._starting: dict[str, _Starting] = {}
         self._dated_for: GroundTruth | None = None
         self._redated: dict[tuple[str, str], _Dates] = {}  # (plural, name) → own dates
+        self._canary_for: GroundTruth | None = None
+        self._canary: tuple[str, str] | None = None  # (Deployment, its stable ReplicaSet)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -199,6 +207,7 @@ class FleetTwin(StartStop):
                 if p.app in self.fleet.models
             }
             self._sync_revision_dates()
+            self._sync_canary()
             self._sync_nodes()
             self._drop_gone(pods)
             self._serve_started(now)
@@ -232,6 +241,22 @@ class FleetTwin(StartStop):
             own = self._date(key, dates)
             if own is not None:
                 self._redated.setdefault(key, own)
+
+    def _sync_canary(self) -> None:
+        """A canary scenario rolls its Deployment's first pod to the canary image and
+        pauses; another scenario rolls the Deployment back to its stable revision."""
+        truth = self.sim.truth
+        if truth is self._canary_for:
+            return
+        self._canary_for = truth
+        ns = self.fleet.namespace
+        wanted = next((f.deployment for f in truth.faults if f.kind == CANARY_REVISION), None)
+        if self._canary is not None and self._canary[0] != wanted:
+            end_canary(self.kubernetes, ns, *self._canary)
+            self._canary = None
+        if wanted is not None and self._canary is None:
+            stable = start_canary(self.kubernetes, ns, wanted, CANARY_IMAGE, CANARY_PODS)
+            self._canary = (wanted, stable) if stable is not None else None
 
     def _date(self, key: tuple[str, str], dates: _Dates) -> _Dates | None:
         """Set an object's dates; returns those it had (None: it is gone)."""

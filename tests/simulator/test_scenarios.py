@@ -10,7 +10,7 @@ import pytest
 
 from bot.simulator.fleet import Fleet, Gpu, Node, Replica, build_fleet
 from bot.simulator.render import node_metrics, replica_metrics
-from bot.simulator.scenarios import SCENARIOS, Fault, GroundTruth, apply_scenario
+from bot.simulator.scenarios import CANARY_REVISION, SCENARIOS, Fault, GroundTruth, apply_scenario
 
 from .promtext import first_value, samples, series, value
 
@@ -81,6 +81,9 @@ def test_ground_truth_names_targets_that_exist(fleet: Fleet, name: str) -> None:
     assert truth.description == SCENARIOS[name].description
     assert truth.action in ACTION_KINDS
     for fault in truth.faults:
+        if fault.kind == CANARY_REVISION:  # a revision of a Deployment, not yet any pod
+            assert fault.deployment in fleet.deployments and fault.namespace == fleet.namespace
+            continue
         assert fault.node is not None and fleet.node(fault.node) is not None, fault
         if fault.pod is not None:
             replica = faulty_replica(fleet, fault)
@@ -103,7 +106,7 @@ def test_ground_truth_names_targets_that_exist(fleet: Fleet, name: str) -> None:
             assert kind == "deployment", truth.action_target
             assert rest == f"{fleet.namespace}/{fleet.replicas[0].deployment}"
             assert fleet.deployments == [fleet.replicas[0].deployment]
-    if name != "healthy":
+    if name not in ("healthy", "canary_good"):  # a good canary is a change, not a fault
         assert truth.faults, name
         assert truth.runbook is not None
         assert truth.action != "none"

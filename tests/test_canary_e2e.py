@@ -1,0 +1,132 @@
+"""Canary gates end to end on one world: a canary scenario rolls one pod of a Deployment
+to a new revision in the Kubernetes API stand-in (a paused rollout), the twin's
+kube-state-metrics tells a real Prometheus which revision each pod runs, and the
+comparison reads both revisions from it. A good canary passes every gate — after saying
+"not enough data yet" while its pods are younger than the window; a bad one fails the
+error, TPOT and GPU-memory gates with both numbers and trips the rollback triggers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fleet_stack import FleetStack, eventually
+from twin_stack import twin_stack
+
+from bot.canary.compare import Comparison, compare
+from bot.cli import main
+from bot.config import CanaryRollback, CanarySettings
+from bot.models import Scope
+from bot.simulator.fleet import build_fleet
+from bot.simulator.server import Simulator
+from bot.simulator.twin import FleetTwin
+from bot.sources.prometheus import PrometheusSource
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+SEED = 4
+# scraped every second; short windows keep the test short (production: 10m and 1m)
+CONFIG = CanarySettings(window="15s", rollback=CanaryRollback(window="8s"))
+
+
+@pytest.fixture
+def world(prometheus_binary: str) -> Iterator[tuple[FleetStack, FleetTwin]]:
+    """4 single-GPU replicas of one Deployment on one node, a spare node; healthy."""
+    fleet = build_fleet(
+        replicas=4, gpus_per_replica=1, gpus_per_node=4, spare_nodes=1, seed=SEED, now=time.time()
+    )
+    sim = Simulator(fleet, "healthy", SEED)
+    running = twin_stack(sim, prometheus_binary, startup_delay_s=0.3, resync_s=0.1, extra_targets=1)
+    with running as (stack, twin):
+        yield stack, twin
+
+
+def comparison(stack: FleetStack, namespace: str, deployment: str) -> Comparison:
+    source = PrometheusSource(stack.prometheus.url, timeout_s=10)
+    try:
+        return asyncio.run(compare(source, Scope(), namespace, deployment, CONFIG))
+    finally:
+        source.close()
+
+
+def canary_under_way(stack: FleetStack, namespace: str, deployment: str) -> Comparison:
+    c = comparison(stack, namespace, deployment)
+    assert c.new is not None and c.old is not None, c.problem
+    return c
+
+
+def cli(
+    stack: FleetStack, target: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, Any]]:
+    """`vllm-chatops canary TARGET --format json` against the stack's Prometheus."""
+    url = stack.prometheus.url
+    code = main(
+        ["canary", target, "--prometheus", url, "--window", CONFIG.window, "--format", "json"]
+    )
+    return code, json.loads(capsys.readouterr().out)
+
+
+def start(stack: FleetStack, scenario: str) -> tuple[str, str, Comparison]:
+    truth = stack.switch(scenario, seed=SEED)
+    (fault,) = truth.faults
+    namespace, deployment = str(fault.namespace), str(fault.deployment)
+    first = eventually(lambda: canary_under_way(stack, namespace, deployment), timeout_s=20)
+    return namespace, deployment, first
+
+
+def test_a_good_canary_waits_for_its_window_then_passes_every_gate(
+    world: tuple[FleetStack, FleetTwin], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, _ = world
+    namespace, deployment, first = start(stack, "canary_good")
+    assert first.new is not None and first.new.replicaset.startswith(f"{deployment}-")
+    assert first.new.replicas == 1 and first.old is not None and first.old.replicas == 3
+    # the canary's pod is seconds old: no gate is judged on a window it does not fill
+    assert first.status == "wait", [(g.metric, g.status, g.reason) for g in first.gates]
+    assert all(g.status == "wait" for g in first.gates)
+    assert any("not enough data yet" in g.reason for g in first.gates)
+
+    def passed() -> Comparison:
+        c = comparison(stack, namespace, deployment)
+        assert c.status == "pass", [(g.metric, g.status, g.new, g.old, g.reason) for g in c.gates]
+        return c
+
+    done = eventually(passed, timeout_s=40, interval_s=1)
+    assert {g.metric for g in done.gates} == {g.metric for g in CONFIG.gates}
+    assert all(g.new is not None and g.old is not None for g in done.gates)
+    assert not done.rollback
+    code, out = cli(stack, f"{namespace}/{deployment}", capsys)
+    assert (code, out["status"]) == (0, "pass"), out["gates"]
+
+
+def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
+    world: tuple[FleetStack, FleetTwin], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, _ = world
+    namespace, deployment, _ = start(stack, "canary_bad")
+
+    def failed() -> Comparison:
+        c = comparison(stack, namespace, deployment)
+        gates = {g.metric: g for g in c.gates}
+        failing = {m for m, g in gates.items() if g.status == "fail"}
+        assert {"error_rate", "tpot_p99", "gpu_memory_leak"} <= failing, [
+            (g.metric, g.status, g.new, g.old, g.reason) for g in c.gates
+        ]
+        return c
+
+    c = eventually(failed, timeout_s=40, interval_s=1)
+    assert c.status == "fail"
+    gates = {g.metric: g for g in c.gates}
+    errors, tpot, leak = gates["error_rate"], gates["tpot_p99"], gates["gpu_memory_leak"]
+    assert errors.new is not None and errors.old is not None and errors.new > 0.01 > errors.old
+    assert tpot.new is not None and tpot.old is not None and tpot.new > 1.3 * tpot.old
+    assert leak.new is not None and leak.old is not None and leak.new > 3600 > abs(leak.old)
+    assert c.rollback and [t.metric for t in c.triggers if t.tripped] == ["error_rate"]
+    code, out = cli(stack, f"{namespace}/{deployment}", capsys)
+    assert (code, out["status"]) == (1, "fail")
+    failing = {g["metric"]: g for g in out["gates"] if g["status"] == "fail"}
+    assert failing["error_rate"]["new"] > failing["error_rate"]["previous"]
