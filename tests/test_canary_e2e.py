@@ -17,6 +17,7 @@ import pytest
 from fleet_stack import FleetStack, eventually
 from twin_stack import twin_stack
 
+from bot.canary.analysis import analysis_template
 from bot.canary.compare import Comparison, compare
 from bot.cli import main
 from bot.config import CanaryRollback, CanarySettings
@@ -130,3 +131,24 @@ def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
     assert (code, out["status"]) == (1, "fail")
     failing = {g["metric"]: g for g in out["gates"] if g["status"] == "fail"}
     assert failing["error_rate"]["new"] > failing["error_rate"]["previous"]
+    # the exported AnalysisTemplate's queries, as Argo Rollouts fills them in, say the same
+    assert c.new is not None and c.old is not None
+    measured = exported_measurements(
+        stack, c.new.replicaset, c.old.replicaset, namespace, deployment
+    )
+    assert measured["error-rate-max"] > 0.001 and measured["tpot-p99-ratio"] > 1.1
+    assert measured["gpu-memory-leak-increase"] > 256
+    assert measured["rollback-error-rate"] > 0.01
+
+
+def exported_measurements(
+    stack: FleetStack, new: str, old: str, namespace: str, name: str
+) -> dict[str, float]:
+    template = analysis_template(CONFIG, namespace, name, prometheus_url=stack.prometheus.url)
+    out = {}
+    for metric in template["spec"]["metrics"]:
+        query = metric["provider"]["prometheus"]["query"]
+        query = query.replace(f"{name}-{{{{args.canary-hash}}}}", new)
+        query = query.replace(f"{name}-{{{{args.stable-hash}}}}", old)
+        out[metric["name"]] = stack.scalar(query)
+    return out
