@@ -21,7 +21,7 @@ UNITS = {
     "error_rate": "ratio",
     "ttft_p99": "s",
     "tpot_p99": "s",
-    "throughput": "tokens/s per replica",
+    "throughput": "tokens/s",
     "kv_usage": "ratio",
     "gpu_memory_leak": "MiB/h",
 }

@@ -81,6 +81,8 @@ def render(c: Comparison) -> RenderableType:
     if tripped:
         reasons = "; ".join(f"{t.metric} {t.reason}" for t in tripped)
         trigger = Text(f"ROLL BACK NOW: {reasons}", style="bold red")
+    elif any(t.value is None or "not enough data" in t.reason for t in c.triggers):
+        trigger = Text("rollback triggers: not enough data yet", style=STYLE["wait"])
     else:
         trigger = Text("rollback triggers: none tripped", style="green")
     verdict = Text(f"verdict: {WORDS[c.status]}", style=STYLE[c.status])
