@@ -45,6 +45,8 @@ USAGE = "\n".join(
         "clusters, rules) and the fix for each problem",
         f"• `{ids.COMMAND} readiness [scope…]` — the production readiness scorecard: "
         "each item measured or attested, the verdict",
+        f"• `{ids.COMMAND} canary NS/DEPLOYMENT` — the canary gates: the newest revision "
+        "against the previous one, each gate pass / fail / waiting with both numbers",
         "*Scope words:* `namespace=` (or `ns=`), `model=`, `pod=`, `node=`, "
         "`deployment=`, `cluster=`",
         f"Example: `{ids.COMMAND} diagnose kv_cache_pressure ns=prod model=llama-70b`",

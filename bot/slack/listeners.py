@@ -21,6 +21,7 @@ from bot.remediation.placement import AmbiguousTarget
 from bot.remediation.requests import Asked, check_edits
 from bot.slack import ids
 from bot.slack.block_kit import Message
+from bot.slack.canary_listeners import canary_reply
 from bot.slack.doctor_blocks import doctor_message
 from bot.slack.help_blocks import (
     help_message,
@@ -147,6 +148,11 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
         return
     if request.verb == "readiness":
         await _reply(svc, command, respond, await readiness_reply(svc, request.scope))
+        return
+    if request.verb == "canary":
+        assert request.target is not None
+        reply = await canary_reply(svc, request.target, request.scope)
+        await _reply(svc, command, respond, reply)
         return
     if request.verb == "audit":
         events = await asyncio.to_thread(svc.audit.recent, request.count, request.target)

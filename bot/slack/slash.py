@@ -7,13 +7,23 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.canary.target import TargetError, parse_target
 from bot.diagnosis.scope import ScopeSyntaxError, parse_scope
 from bot.models import Scope
 from bot.remediation.requests import RequestSyntaxError, parse_action
 from bot.remediation.verbs import ACTION_VERBS
 
 Verb = Literal[
-    "help", "diagnose", "runbook", "runbooks", "status", "action", "audit", "doctor", "readiness"
+    "help",
+    "diagnose",
+    "runbook",
+    "runbooks",
+    "status",
+    "action",
+    "audit",
+    "doctor",
+    "readiness",
+    "canary",
 ]
 STATUS_RUNBOOK = "fleet_status"
 
@@ -51,6 +61,17 @@ def _action(verb: str, words: list[str]) -> SlashRequest:
     )
 
 
+def _canary(words: list[str]) -> SlashRequest:
+    words, cluster = _split_cluster(words)
+    if len(words) != 1:
+        raise SlashError("`canary` needs one NS/DEPLOYMENT (and optionally cluster=NAME)")
+    try:
+        namespace, deployment = parse_target(words[0])
+    except TargetError as exc:
+        raise SlashError(str(exc)) from exc
+    return SlashRequest("canary", None, Scope(cluster=cluster), target=f"{namespace}/{deployment}")
+
+
 def parse(text: str, runbooks: Collection[str]) -> SlashRequest:
     try:
         words = shlex.split(text.strip())
@@ -73,6 +94,8 @@ def parse(text: str, runbooks: Collection[str]) -> SlashRequest:
             return SlashRequest("audit", target=rest[0] if rest else None)
         if verb == "readiness":
             return SlashRequest("readiness", None, parse_scope(rest))
+        if verb == "canary":
+            return _canary(rest)
         if verb == "status":
             return SlashRequest("status", STATUS_RUNBOOK, parse_scope(rest))
         if verb in ("diagnose", "runbook"):
