@@ -139,6 +139,15 @@ def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
     assert measured["error-rate-max"] > 0.001 and measured["tpot-p99-ratio"] > 1.1
     assert measured["gpu-memory-leak-increase"] > 256
     assert measured["rollback-error-rate"] > 0.01
+    # another scenario ends the canary: the Deployment rolls back to one serving revision
+    stack.switch("healthy", seed=SEED)
+
+    def one_revision() -> None:
+        after = comparison(stack, namespace, deployment)
+        assert after.problem.startswith("one revision serves"), (after.status, after.problem)
+        assert c.old is not None and c.old.replicaset in after.problem
+
+    eventually(one_revision, timeout_s=20)
 
 
 def exported_measurements(
