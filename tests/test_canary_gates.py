@@ -3,6 +3,8 @@ pass — while the new revision's data does not fill the window."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -104,3 +106,12 @@ def test_targets() -> None:
     for bad in ("llama", "a/b/c", "Prod/x", 'ns/x"}'):
         with pytest.raises(TargetError):
             parse_target(bad)
+
+
+def test_an_unreachable_prometheus_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    url = "http://127.0.0.1:1"  # nothing listens on port 1
+    assert main(["canary", "inference/x", "--prometheus", url, "--format", "json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "unknown" and "Prometheus did not answer" in out["problem"]

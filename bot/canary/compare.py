@@ -16,7 +16,7 @@ from bot.diagnosis.checks.base import CheckContext
 from bot.diagnosis.labels import detect
 from bot.diagnosis.promql import window_seconds
 from bot.models import Scope
-from bot.sources.prometheus import MetricsSource, Sample
+from bot.sources.prometheus import MetricsError, MetricsSource, Sample
 
 Status = Literal["pass", "fail", "wait", "unknown"]
 
@@ -80,8 +80,26 @@ async def compare(
     """Compare ``namespace/deployment``'s newest serving revision with the one before it.
 
     ``scope`` carries the cluster and the label conventions; ``gates`` names the gates to
-    judge (default: every configured gate).
+    judge (default: every configured gate). A Prometheus that cannot answer makes the
+    comparison ``unknown`` with the reason, never an exception.
     """
+    try:
+        return await _compare(metrics, scope, namespace, deployment, config, window, gates)
+    except MetricsError as exc:
+        result = Comparison(namespace, deployment, window or config.window, "unknown")
+        result.problem = f"Prometheus did not answer: {exc}"
+        return result
+
+
+async def _compare(
+    metrics: MetricsSource,
+    scope: Scope,
+    namespace: str,
+    deployment: str,
+    config: CanarySettings,
+    window: str | None = None,
+    gates: Sequence[str] | None = None,
+) -> Comparison:
     window = window or config.window
     scope = await detect(scope.model_copy(update={"labels": {"namespace": namespace}}), metrics)
     ctx = CheckContext(
