@@ -181,6 +181,11 @@ def make_web_app(svc: Services, bolt: AsyncApp | None) -> web.Application:
 
         @routes.post("/slack/events")
         async def slack_events(request: web.Request) -> web.Response:
+            # in flight until answered: listeners' handed-off work waits for it
+            with svc.acks_first.request():
+                return await answer_slack(request)
+
+        async def answer_slack(request: web.Request) -> web.Response:
             # Forged and stale (> 5 min) requests are refused before their body is read as
             # anything; a valid one sent again within those 5 minutes is refused too: each
             # signature is served once.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -157,3 +157,64 @@ def test_web_api_calls_share_one_session_while_serving(bot: BotRunner) -> None:
     assert session is not None and not session.closed
     bot.stop()
     assert bot.bot.services.outbox.client.session is None and session.closed
+
+
+def test_handed_off_work_waits_for_the_requests_in_flight(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Click A is answered and hands off work that holds the loop for 2 s; request B is
+    still in flight (its replay check queued on the ack path). B is answered first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.slack import listeners
+
+    released: list[float] = []
+
+    async def holding_the_loop(svc: object, body: object) -> None:
+        time.sleep(2)  # noqa: ASYNC251 - holds the bot's event loop, as synchronous work does
+        released.append(time.time())
+
+    monkeypatch.setattr(listeners, "show_plan", holding_the_loop)
+    with FakeSlack() as slack:
+        runner = BotRunner(
+            slack_bot_token=slack.token,
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+            prometheus_url="http://127.0.0.1:9",
+            alerts_token="t",
+            default_channel="C0ACK",
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        ).start()
+        svc = runner.bot.services
+        svc.acks_first.max_wait_s = 10  # the order, not the bound, is under test
+        executor = svc.ack_path._executor
+        first_gate, second_gate = threading.Event(), threading.Event()
+        url = f"{runner.url}/slack/events"
+        try:
+            with ThreadPoolExecutor(2) as clients:
+                executor.submit(first_gate.wait)
+                click = clients.submit(
+                    send_signed, url, block_action_body(ids.ACTION_BUTTON, "r"), SECRET
+                )
+                _until(lambda: svc.acks_first.in_flight == 1)
+                executor.submit(second_gate.wait)  # B's check will queue behind this
+                command = clients.submit(send_signed, url, slash_command_body("help"), SECRET)
+                _until(lambda: svc.acks_first.in_flight == 2)
+                first_gate.set()
+                assert click.result(timeout=10).status == 200
+                second_gate.set()
+                assert command.result(timeout=10).status == 200
+                answered = time.time()
+            runner.drain()
+        finally:
+            first_gate.set()
+            second_gate.set()
+            runner.stop()
+    assert released and answered < released[0]
+
+
+def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.01)

@@ -11,7 +11,8 @@ the action requests their modals name looked up in one query.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -106,3 +107,37 @@ class AckPath:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class AcksFirst:
+    """Work a listener hands off starts once no Slack request is waiting for its ack.
+
+    The event loop is shared: a plan or a diagnosis started by one click runs its
+    synchronous stretches (rendering, database reads, TLS set-up) between the steps of
+    the requests still being acknowledged, and in a burst the last ack waits for all of
+    them. So handed-off work waits until the requests in flight are answered, at most
+    ``max_wait_s`` (a steady stream of requests must not starve it)."""
+
+    def __init__(self, max_wait_s: float = 0.5) -> None:
+        self.max_wait_s = max_wait_s
+        self.in_flight = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Around the handling of one Slack request, until its answer is ready."""
+        self.in_flight += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._quiet.set()
+
+    async def turn(self) -> None:
+        """Until no request is in flight (or ``max_wait_s`` passed)."""
+        if self.in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), self.max_wait_s)

@@ -50,12 +50,13 @@ def register(app: AsyncApp, svc: Services) -> None:
     @app.command(ids.COMMAND)
     async def vllm(ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
-        svc.spawn(safely(svc, command, respond), f"/vllm {command.get('text', '')}")
+        what = f"/vllm {command.get('text', '')}"
+        svc.spawn(safely(svc, command, respond), what, after_acks=True)
 
     @app.action(ids.ACTION_BUTTON)
     async def recommended_action(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        svc.spawn(show_plan(svc, body), "action plan")
+        svc.spawn(show_plan(svc, body), "action plan", after_acks=True)
 
     @app.view(ids.ACTION_PLAN_VIEW)
     async def confirmed(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -71,17 +72,18 @@ def register(app: AsyncApp, svc: Services) -> None:
             await ack(response_action="update", view=plan_view(unknown))
             return
         await ack()
-        svc.spawn(svc.remediation.confirm(request_id, actor_of(body), edited), "confirm")
+        confirm = svc.remediation.confirm(request_id, actor_of(body), edited)
+        svc.spawn(confirm, "confirm", after_acks=True)
 
     @app.action(ids.APPROVE_BUTTON)
     async def approve(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        svc.spawn(decide(svc, body, approved=True), "approve")
+        svc.spawn(decide(svc, body, approved=True), "approve", after_acks=True)
 
     @app.action(ids.REJECT_BUTTON)
     async def reject(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        svc.spawn(decide(svc, body, approved=False), "reject")
+        svc.spawn(decide(svc, body, approved=False), "reject", after_acks=True)
 
     register_readiness(app, svc)
 

@@ -14,7 +14,7 @@ from bot.diagnosis.engine import DiagnosisOptions, options_from_settings
 from bot.diagnosis.runbooks import Runbook
 from bot.remediation.audit import AuditLog
 from bot.remediation.flow import Remediation
-from bot.slack.ack_path import AckPath
+from bot.slack.ack_path import AckPath, AcksFirst
 from bot.slack.metrics import BotMetrics
 from bot.slack.outbox import Outbox
 from bot.slack.reporter import SlackReporter
@@ -34,6 +34,7 @@ class Services:
     metrics: BotMetrics
     remediation: Remediation = field(init=False)
     ack_path: AckPath = field(init=False)  # database work before Slack's ack
+    acks_first: AcksFirst = field(default_factory=AcksFirst)
     _sources: dict[str, PrometheusSource] = field(default_factory=dict)
     _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -77,8 +78,15 @@ class Services:
         self._groups[group] = (time.monotonic(), members)
         return members
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
-        """Run in the background, keep a reference, log (never lose) a failure."""
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], what: str, *, after_acks: bool = False
+    ) -> asyncio.Task[Any]:
+        """Run in the background, keep a reference, log (never lose) a failure.
+
+        ``after_acks``: a listener's work, started once the Slack requests in flight are
+        answered (see :class:`AcksFirst`)."""
+        if after_acks:
+            coro = self._after_acks(coro)
         task = asyncio.create_task(coro, name=what)
         self._tasks.add(task)
 
@@ -89,6 +97,14 @@ class Services:
 
         task.add_done_callback(done)
         return task
+
+    async def _after_acks(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            await self.acks_first.turn()
+        except BaseException:
+            coro.close()
+            raise
+        return await coro
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Wait for background work (shutdown, tests)."""
