@@ -26,7 +26,7 @@ def _sane(section: Section, n: int) -> None:
 def test_alerts_section(tmp_path: Path) -> None:
     require_binary("prometheus", find_prometheus())
     require_binary("prometheus-alertmanager", find_alertmanager())
-    options = BenchOptions.quick_run(tmp_path, alerts=2)  # one alert at a time: a few suffice
+    options = BenchOptions.quick_run(tmp_path, alerts=3)  # one alert at a time: a few suffice
     section = alerts.run(options, lambda _: None)
     names = [f.name for f in section.figures]
     assert len(names) == 3 and "Alertmanager" in names[0]
