@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fleet_stack import FleetStack, eventually
-from twin_stack import twin_stack
+from twin_stack import act, twin_stack
 
 from bot.canary.analysis import analysis_template
 from bot.canary.compare import Comparison, compare
@@ -107,7 +107,7 @@ def test_a_good_canary_waits_for_its_window_then_passes_every_gate(
 def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
     world: tuple[FleetStack, FleetTwin], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack, _ = world
+    stack, twin = world
     namespace, deployment, _ = start(stack, "canary_bad")
 
     def failed() -> Comparison:
@@ -139,8 +139,10 @@ def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
     assert measured["error-rate-max"] > 0.001 and measured["tpot-p99-ratio"] > 1.1
     assert measured["gpu-memory-leak-increase"] > 256
     assert measured["rollback-error-rate"] > 0.01
-    # another scenario ends the canary: the Deployment rolls back to one serving revision
-    stack.switch("healthy", seed=SEED)
+    # the bot's own rollback (what the proposal's button runs) resumes the paused rollout
+    # onto the previous revision: one revision serves again
+    ok, summary = act(twin, "rollback", f"deployment/{namespace}/{deployment}", {})
+    assert ok, summary
 
     def one_revision() -> None:
         after = comparison(stack, namespace, deployment)

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 from block_helpers import assert_valid
 from bot_runner import BotRunner
-from fakes.slack import FakeSlack, send_signed, slash_command_body, validate_blocks
+from fakes.slack import (
+    FakeSlack,
+    block_action_body,
+    send_signed,
+    slash_command_body,
+    validate_blocks,
+)
 from fleet_stack import FleetStack, eventually
 from twin_stack import twin_stack
 
@@ -22,7 +28,8 @@ from bot.config import CanaryGate, CanaryRollback
 from bot.models import Scope
 from bot.simulator.fleet import build_fleet
 from bot.simulator.server import Simulator
-from bot.slack.canary_blocks import canary_message
+from bot.slack import ids
+from bot.slack.canary_blocks import Proposal, canary_message
 from bot.slack.slash import SlashError, parse
 
 SECRET = "signing-secret"
@@ -56,6 +63,14 @@ def test_the_reply_says_each_gate_with_both_numbers() -> None:
     assert_valid(failing)
     text = json.dumps(failing.blocks)
     assert "roll back now" in text and "new 5.00 %" in text and "previous 0.00 %" in text
+    proposed = canary_message(
+        _comparison(failing=True, rollback=True), Proposal("deployment/inference/llama", "r1")
+    )
+    assert_valid(proposed)
+    (button,) = [b["accessory"] for b in proposed.blocks if "accessory" in b]
+    assert (button["action_id"], button["value"]) == (ids.ACTION_BUTTON, "r1")
+    refused = Proposal("deployment/inference/llama", None, "say which with cluster=NAME")
+    assert "cluster=NAME" in json.dumps(canary_message(_comparison(True, True), refused).blocks)
     passing = canary_message(_comparison(failing=False, rollback=False))
     assert_valid(passing)
     assert "every gate passes" in json.dumps(passing.blocks)
@@ -72,7 +87,7 @@ def test_slash_canary_answers_from_the_fleet(prometheus_binary: str, tmp_path: P
     )
     sim = Simulator(fleet, "healthy", SEED)
     running = twin_stack(sim, prometheus_binary, startup_delay_s=0.3, resync_s=0.1, extra_targets=1)
-    with running as (stack, _):
+    with running as (stack, twin):
         slack = FakeSlack().start()
         bot = BotRunner(
             slack_bot_token=slack.token,
@@ -83,6 +98,9 @@ def test_slash_canary_answers_from_the_fleet(prometheus_binary: str, tmp_path: P
             alerts_token="alerts-token",
             default_channel="C0ALERTS1",
             canary={"window": "15s", "rollback": {"window": "8s"}},
+            clusters=[
+                {"name": "prod", "kube_api_url": twin.kubernetes.url, "kube_token": twin.token}
+            ],
         ).start()
         try:
             _answers(stack, slack, bot)
@@ -111,3 +129,19 @@ def _answers(stack: FleetStack, slack: FakeSlack, bot: BotRunner) -> None:
 
     blocks = eventually(reply, timeout_s=45, interval_s=2)
     assert validate_blocks(blocks) == []
+    # the proposal: a button opening the rollback's plan (the usual flow: permission,
+    # approval, audit); nobody here holds a grant, so the plan says who may not
+    (button,) = [b["accessory"] for b in blocks if "accessory" in b]
+    assert button["action_id"] == ids.ACTION_BUTTON and button["value"]
+    click = block_action_body(ids.ACTION_BUTTON, button["value"], trigger_id=slack.new_trigger_id())
+    assert send_signed(f"{bot.url}/slack/events", click, SECRET).status == 200
+
+    def planned() -> str:
+        view = next(iter(slack.views), None)
+        assert view is not None
+        text = json.dumps(view.view, ensure_ascii=False)
+        assert "paused rollout is resumed" in text, text[:2000]
+        return text
+
+    plan = eventually(planned, timeout_s=15)
+    assert f"deployment/{target}" in plan

@@ -6,12 +6,16 @@ status, the new revision's number against the previous one's, the rule, and why.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from slack_sdk.models.blocks import Block
 
 from bot.canary.compare import Comparison, Status
 from bot.canary.gates import GateStatus, GateVerdict, show
+from bot.models import RecommendedAction
 from bot.slack import ids
 from bot.slack.block_kit import Message, context, fallback, finish, header, section
+from bot.slack.diagnosis_blocks import _action_button
 from bot.slack.mrkdwn import inline
 
 EMOJI: dict[GateStatus, str] = {
@@ -27,6 +31,25 @@ VERDICT: dict[Status, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A rollback offered through the remediation flow: its request id, or why not."""
+
+    target: str
+    request_id: str | None
+    refused: str = ""
+
+
+def _proposal(p: Proposal) -> Block:
+    text = f"Roll `{inline(p.target, 200)}` back to the revision before the canary"
+    if p.request_id is None:
+        return section(f"{text}: cannot be offered here — {inline(p.refused, 400)}")
+    action = RecommendedAction(kind="rollback", target=p.target, reason="canary trigger")
+    return section(
+        f"{text}? The plan is shown before anything changes.", _action_button(action, p.request_id)
+    )
+
+
 def _gate(g: GateVerdict) -> str:
     return (
         f"{EMOJI[g.status]} *{g.title}* — {g.status}: new {show(g.new, g.unit)}, "
@@ -35,7 +58,7 @@ def _gate(g: GateVerdict) -> str:
     )
 
 
-def canary_message(c: Comparison) -> Message:
+def canary_message(c: Comparison, rollback: Proposal | None = None) -> Message:
     target = f"{c.namespace}/{c.deployment}"
     blocks: list[Block] = [header(target, f"{ids.COMMAND} canary ")]
     if c.problem:
@@ -54,6 +77,8 @@ def canary_message(c: Comparison) -> Message:
             f"`{inline(c.old.replicaset, 120)}` (previous), over {inline(c.window, 20)}"
         )
     )
+    if tripped and rollback is not None:
+        blocks.append(_proposal(rollback))
     blocks.extend(section(_gate(g)) for g in c.gates)
     blocks.append(
         context(

@@ -153,7 +153,8 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
         return
     if request.verb == "canary":
         assert request.target is not None
-        reply = await canary_reply(svc, request.target, request.scope)
+        channel = command.get("channel_id")
+        reply = await canary_reply(svc, request.target, request.scope, channel)
         await _reply(svc, command, respond, reply)
         return
     if request.verb == "audit":

@@ -182,14 +182,23 @@ async def _choose(
     return _Step(current, previous, workload)
 
 
+def _paused(step: _Step, wk: WorkloadKind) -> bool:
+    """A Deployment whose rollout is paused (a canary made by pausing mid-rollout): a new
+    template alone would never roll out, so the rollback resumes it too."""
+    return wk.kind == "Deployment" and bool((step.workload.get("spec") or {}).get("paused"))
+
+
 def _patch(step: _Step, wk: WorkloadKind) -> list[Obj]:
-    return [
+    ops: list[Obj] = [
         {
             "op": "replace",
             "path": "/spec/template",
             "value": rollback_template(step.previous.template, wk.hash_label),
         },
     ]
+    if _paused(step, wk):
+        ops.append({"op": "replace", "path": "/spec/paused", "value": False})
+    return ops
 
 
 def _target(target: str) -> tuple[Target, WorkloadKind]:
@@ -225,6 +234,11 @@ class RollbackAction:
                 f"{wk.kind} {t.ref}: pod template of {step.current.describe()} replaced by "
                 f"that of {step.previous.describe()} (ReplicaSet {step.previous.replicaset})",
                 wk.rollout,
+                *(
+                    ["its paused rollout is resumed, so the rollback rolls out"]
+                    if _paused(step, wk)
+                    else []
+                ),
             ],
             warnings=warnings,
             dry_run_ok=ok,
