@@ -227,6 +227,12 @@ class CanarySettings(BaseModel):
     phases: list[CanaryPhase] = Field(default_factory=_default_phases, min_length=1)
     rollback: CanaryRollback = Field(default_factory=CanaryRollback)
     evaluate_every_s: int = Field(default=30, ge=5, le=60)
+    min_requests: int = Field(
+        default=200,
+        ge=0,
+        description="requests each revision must have served in the window before its p99 "
+        "is judged (a p99 of fewer is little more than the slowest request)",
+    )
 
     @model_validator(mode="after")
     def _phases_name_configured_gates(self) -> Self:

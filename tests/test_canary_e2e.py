@@ -11,9 +11,11 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fleet_stack import FleetStack, eventually
 from twin_stack import act, twin_stack
 
@@ -31,7 +33,8 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 SEED = 4
 # scraped every second; short windows keep the test short (production: 10m and 1m)
-CONFIG = CanarySettings(window="15s", rollback=CanaryRollback(window="8s"))
+# a canary pod serves ~6 requests/s: 50 requests make its p99s judgeable within the window
+CONFIG = CanarySettings(window="15s", rollback=CanaryRollback(window="8s"), min_requests=50)
 
 
 @pytest.fixture
@@ -61,13 +64,15 @@ def canary_under_way(stack: FleetStack, namespace: str, deployment: str) -> Comp
 
 
 def cli(
-    stack: FleetStack, target: str, capsys: pytest.CaptureFixture[str]
+    stack: FleetStack, target: str, capsys: pytest.CaptureFixture[str], tmp: Path
 ) -> tuple[int, dict[str, Any]]:
-    """`vllm-chatops canary TARGET --format json` against the stack's Prometheus."""
+    """`vllm-chatops canary TARGET --format json` against the stack's Prometheus, with the
+    test's canary settings."""
+    config = tmp / "config.yaml"
+    config.write_text(yaml.safe_dump({"canary": CONFIG.model_dump(mode="json")}))
     url = stack.prometheus.url
-    code = main(
-        ["canary", target, "--prometheus", url, "--window", CONFIG.window, "--format", "json"]
-    )
+    args = ["--config", str(config), "canary", target, "--prometheus", url, "--format", "json"]
+    code = main(args)
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -80,7 +85,7 @@ def start(stack: FleetStack, scenario: str) -> tuple[str, str, Comparison]:
 
 
 def test_a_good_canary_waits_for_its_window_then_passes_every_gate(
-    world: tuple[FleetStack, FleetTwin], capsys: pytest.CaptureFixture[str]
+    world: tuple[FleetStack, FleetTwin], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     stack, _ = world
     namespace, deployment, first = start(stack, "canary_good")
@@ -100,12 +105,12 @@ def test_a_good_canary_waits_for_its_window_then_passes_every_gate(
     assert {g.metric for g in done.gates} == {g.metric for g in CONFIG.gates}
     assert all(g.new is not None and g.old is not None for g in done.gates)
     assert not done.rollback
-    code, out = cli(stack, f"{namespace}/{deployment}", capsys)
+    code, out = cli(stack, f"{namespace}/{deployment}", capsys, tmp_path)
     assert (code, out["status"]) == (0, "pass"), out["gates"]
 
 
 def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
-    world: tuple[FleetStack, FleetTwin], capsys: pytest.CaptureFixture[str]
+    world: tuple[FleetStack, FleetTwin], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     stack, twin = world
     namespace, deployment, _ = start(stack, "canary_bad")
@@ -127,7 +132,7 @@ def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
     assert tpot.new is not None and tpot.old is not None and tpot.new > 1.3 * tpot.old
     assert leak.new is not None and leak.old is not None and leak.new > 3600 > abs(leak.old)
     assert c.rollback and [t.metric for t in c.triggers if t.tripped] == ["error_rate"]
-    code, out = cli(stack, f"{namespace}/{deployment}", capsys)
+    code, out = cli(stack, f"{namespace}/{deployment}", capsys, tmp_path)
     assert (code, out["status"]) == (1, "fail")
     failing = {g["metric"]: g for g in out["gates"] if g["status"] == "fail"}
     assert failing["error_rate"]["new"] > failing["error_rate"]["previous"]

@@ -115,3 +115,17 @@ def test_an_unreachable_prometheus_says_so(capsys: pytest.CaptureFixture[str]) -
     assert main(["canary", "inference/x", "--prometheus", url, "--format", "json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "unknown" and "Prometheus did not answer" in out["problem"]
+
+
+def test_a_p99_waits_for_enough_requests() -> None:
+    gate = CanaryGate(metric="ttft_p99", max_ratio=1.1)
+    few = Reading(0.9, 0.5, FULL, FULL, new_requests=40, old_requests=5000)
+    verdict = judge(gate, few, min_requests=200)
+    assert verdict.status == "wait"
+    assert (
+        verdict.reason == "not enough data yet (40 of 200 requests on the new revision for a p99)"
+    )
+    enough = Reading(0.9, 0.5, FULL, FULL, new_requests=400, old_requests=5000)
+    assert judge(gate, enough, min_requests=200).status == "fail"
+    errors = CanaryGate(metric="error_rate", max=0.001)  # a rate needs no sample count
+    assert judge(errors, Reading(0.0, 0.0, FULL, FULL, 3, 3), min_requests=200).status == "pass"

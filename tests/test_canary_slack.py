@@ -97,7 +97,7 @@ def test_slash_canary_answers_from_the_fleet(prometheus_binary: str, tmp_path: P
             database_url=f"sqlite:///{tmp_path / 'bot.db'}",
             alerts_token="alerts-token",
             default_channel="C0ALERTS1",
-            canary={"window": "15s", "rollback": {"window": "8s"}},
+            canary={"window": "15s", "rollback": {"window": "8s"}, "min_requests": 50},
             clusters=[
                 {"name": "prod", "kube_api_url": twin.kubernetes.url, "kube_token": twin.token}
             ],

@@ -27,7 +27,9 @@ PHASES = [
     {"name": n, "traffic_percent": p, "duration": "3s", "gates": ["error_rate", "tpot_p99"]}
     for n, p in (("canary", 5), ("progressive-25", 25), ("progressive-50", 50), ("full", 100))
 ]
-CONFIG = CanarySettings(window="15s", rollback=CanaryRollback(window="8s"), phases=PHASES)
+CONFIG = CanarySettings(
+    window="15s", rollback=CanaryRollback(window="8s"), phases=PHASES, min_requests=50
+)
 SEED = 4
 
 

@@ -135,12 +135,13 @@ async def _compare(
         q.throughput(both, window),
         q.kv_usage(both, window),
         q.gpu_memory_trend(both, window),
+        q.requests(both, window),
         q.covered([new.replicaset], short),
         q.errors([new.replicaset], short),
         q.ttft([new.replicaset], short),
         q.tpot([new.replicaset], short),
     )
-    covered, *readings = (_by_revision(a) for a in answers[:7])
+    covered, *readings, served = (_by_revision(a) for a in answers[:8])
     metrics_read = ("error_rate", "ttft_p99", "tpot_p99", "throughput", "kv_usage")
     by_metric = dict(zip((*metrics_read, "gpu_memory_leak"), readings, strict=True))
     window_s = window_seconds(window)
@@ -150,10 +151,15 @@ async def _compare(
             continue
         values = by_metric[gate.metric]
         reading = Reading(
-            values.get(new.replicaset), values.get(old.replicaset), new_covered, window_s
+            values.get(new.replicaset),
+            values.get(old.replicaset),
+            new_covered,
+            window_s,
+            served.get(new.replicaset),
+            served.get(old.replicaset),
         )
-        result.gates.append(judge(gate, reading))
-    short_covered, errors, ttft, tpot = (_by_revision(a) for a in answers[7:])
+        result.gates.append(judge(gate, reading, config.min_requests))
+    short_covered, errors, ttft, tpot = (_by_revision(a) for a in answers[8:])
     result.triggers = triggers(
         config.rollback,
         errors.get(new.replicaset),

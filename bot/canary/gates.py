@@ -25,6 +25,7 @@ UNITS = {
     "kv_usage": "ratio",
     "gpu_memory_leak": "MiB/h",
 }
+QUANTILES = ("ttft_p99", "tpot_p99")  # judged only on enough requests
 TITLES = {
     "error_rate": "Error rate",
     "ttft_p99": "p99 TTFT",
@@ -43,6 +44,8 @@ class Reading:
     old: float | None
     covered_s: float
     window_s: float
+    new_requests: float | None = None  # requests each revision served in the window
+    old_requests: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,9 @@ def _fill(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def judge(gate: CanaryGate, reading: Reading) -> GateVerdict:
-    """Pass, fail or wait, with both numbers and, on a failure, which bound."""
+def judge(gate: CanaryGate, reading: Reading, min_requests: int = 0) -> GateVerdict:
+    """Pass, fail or wait, with both numbers and, on a failure, which bound; a p99 waits
+    until each revision has served ``min_requests`` in the window."""
     new, old, unit = reading.new, reading.old, UNITS[gate.metric]
 
     def verdict(status: GateStatus, reason: str) -> GateVerdict:
@@ -110,6 +114,14 @@ def judge(gate: CanaryGate, reading: Reading) -> GateVerdict:
         )
     if new is None:
         return verdict("wait", "not enough data yet (no samples from the new revision)")
+    if gate.metric in QUANTILES and min_requests:
+        for which, served in (("new", reading.new_requests), ("previous", reading.old_requests)):
+            if (served or 0.0) < min_requests:
+                return verdict(
+                    "wait",
+                    f"not enough data yet ({served or 0:.0f} of {min_requests} requests on "
+                    f"the {which} revision for a p99)",
+                )
     relative = (gate.max_ratio, gate.min_ratio, gate.max_increase) != (None, None, None)
     if relative and old is None:
         return verdict("wait", "not enough data yet (no samples from the previous revision)")

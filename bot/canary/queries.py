@@ -20,7 +20,13 @@ from bot.diagnosis.checks.recent_rollout import (
     Queries,
     _alternatives,
 )
-from bot.diagnosis.metric_names import KV_USAGE, RUNNING, TPOT_BUCKET, TTFT_BUCKET
+from bot.diagnosis.metric_names import (
+    KV_USAGE,
+    REQUEST_SUCCESS,
+    RUNNING,
+    TPOT_BUCKET,
+    TTFT_BUCKET,
+)
 from bot.diagnosis.promql import conventions_of, dcgm_over, quote, vllm, window_seconds
 
 GENERATION_TOKENS = "vllm:generation_tokens_total"
@@ -71,6 +77,11 @@ class CanaryQueries:
             f"(min_over_time(timestamp({series})[{window}:{step}s]))"
         )
         return f"time() - {self._by_revision('max', by_pod, replicasets)}"
+
+    def requests(self, replicasets: Sequence[str], window: str) -> str:
+        """Requests each revision finished over the window (its p99s' sample size)."""
+        rates = self._at(window).rate(REQUEST_SUCCESS, f"namespace, pod, {self.cl}", self.ns)
+        return f"{self._by_revision('sum', rates, replicasets)} * {window_seconds(window):g}"
 
     def errors(self, replicasets: Sequence[str], window: str) -> str:
         """The mean error share of each revision's replicas."""

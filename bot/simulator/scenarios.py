@@ -330,7 +330,18 @@ def _canary(regressed: bool) -> ScenarioFn:
         deployment = fleet.replicas[0].deployment
 
         def canary_build(r: Replica) -> None:
-            if regressed and r.deployment == deployment and r.image == CANARY_IMAGE:
+            if r.deployment != deployment or r.image != CANARY_IMAGE:
+                return
+            # the Deployment's traffic is spread evenly: a canary pod takes the stable
+            # pods' average share, not whatever share its random load bias would give it
+            peers = [
+                p.load_bias
+                for p in fleet.replicas
+                if p.deployment == deployment and p.image != CANARY_IMAGE
+            ]
+            if peers:
+                r.load_bias = sum(peers) / len(peers)
+            if regressed:
                 r.profile.error_fraction = 0.03
                 r.profile.tpot_factor = 1.6
                 r.profile.fb_leak_mib_per_s = CANARY_LEAK_MIB_PER_S
