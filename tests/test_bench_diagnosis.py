@@ -56,3 +56,4 @@ def test_bench_command_writes_the_report(tmp_path: Path) -> None:
     assert "**Prometheus**: prometheus, version" in report
     rows = [line for line in report.splitlines() if line.startswith("| `vllm-chatops diagnose")]
     assert len(rows) == 1 and "(n=2)" in rows[0], report
+    assert "## What the profiles showed" in report

@@ -105,7 +105,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown(sections: Sequence[Section], about: dict[str, str], command: str) -> str:
+def markdown(
+    sections: Sequence[Section],
+    about: dict[str, str],
+    command: str,
+    findings: Sequence[str] = (),
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -127,4 +132,6 @@ def markdown(sections: Sequence[Section], about: dict[str, str], command: str) -
         ]
         if section.notes:
             lines += ["", *(f"- {note}" for note in section.notes)]
+    if findings:
+        lines += ["", "## What the profiles showed", "", *(f"- {f}" for f in findings)]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
+from bot.bench.findings import FINDINGS
 from bot.bench.options import SECTIONS, BenchOptions
 from bot.bench.report import Section, machine, markdown, rows
 from bot.commands.common import EXIT_OK, EXIT_PROBLEM, err
@@ -73,6 +74,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         console.print(f"[dim]{name}: {time.monotonic() - started:.0f} s[/dim]")
     command = shlex.join(["vllm-chatops", *sys.argv[1:]])
     output = Path(args.output)
-    output.write_text(markdown(sections, machine(), command), encoding="utf-8")
+    output.write_text(markdown(sections, machine(), command, FINDINGS), encoding="utf-8")
     console.print(f"wrote {output} (work files in {options.work_dir})")
     return EXIT_PROBLEM if failed else EXIT_OK
