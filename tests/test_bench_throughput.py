@@ -81,6 +81,8 @@ def test_intake_on_sqlite_and_the_soak_without_postgres(tmp_path: Path) -> None:
     assert not any("PostgreSQL" in f.name for f in section.figures)
     assert any("--postgres URL" in note for note in section.notes)
     assert_soak(section)
+    samples = (tmp_path / "soak" / "rss.tsv").read_text().splitlines()
+    assert len(samples) > 3 and samples[0] == "seconds\tkib"
 
 
 def test_intake_on_postgres_is_compared_with_sqlite_and_leaves_nothing(
@@ -107,7 +109,7 @@ def test_intake_on_postgres_is_compared_with_sqlite_and_leaves_nothing(
     assert_intake(section, "SQLite", notifications)
     assert_intake(section, "PostgreSQL", notifications)
     assert figure(section, "alert intake, PostgreSQL").versus.startswith("SQLite: ")
-    assert not section.notes
+    assert not any("PostgreSQL" in note for note in section.notes)
     assert len(used) == 1 and used[0].startswith(PREFIX)
     assert not schema_exists(used[0])  # dropped, with the bot's tables in it
 

@@ -122,6 +122,7 @@ def run(options: BenchOptions, progress: Progress) -> Section:
     figures += soak_figures(
         memory_soak.measure(options.soak_s, options.work_dir, soak_url), options.soak_s
     )
+    notes.append(f"Every RSS sample of the soak: `{options.work_dir / 'soak' / 'rss.tsv'}`.")
     how = (
         f"Intake: the real `serve` process (HTTP mode, Slack a local workspace, nothing behind "
         f"Prometheus) takes {intake.notifications:,} Alertmanager notifications of "
