@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from bot.ledger import Ledger
 from bot.slack.block_kit import Message
-from bot.slack.outbox import ChannelPace, Outbox, make_client
+from bot.slack.outbox import Outbox, make_client
+from bot.slack.pace import ChannelPace
 from bot.store import Store
 
 CHANNEL = "C0PACE"
