@@ -39,6 +39,7 @@ RUNBOOKS = ("high_latency", "queue_backlog", "kv_cache_pressure", "ttft_slo", "p
 OPEN_AT_MOST = 1
 SPACING_S = 4.0  # from one alert sent to the next
 GAP_S = 0.5  # and at least this long after the bot closed the last one
+SLOT_TIMEOUT_S = 90.0  # an alert not measured and closed by then fails the section
 MARGIN_S = 0.25  # the goal: the bot's first post p99 within Alertmanager's p99 + 250 ms
 
 
@@ -200,8 +201,12 @@ class _Driver:
         self.busy: dict[tuple[str, str], _Alert] = {}
 
     def send(self, marker: str, scope: tuple[str, str], namespace: str) -> None:
+        deadline = time.monotonic() + SLOT_TIMEOUT_S
         while scope in self.busy or len(self.busy) >= OPEN_AT_MOST:
             self.tend()
+            if time.monotonic() > deadline:
+                stuck = ", ".join(f"{a.marker} {a.seen}" for a in self.busy.values())
+                raise TimeoutError(f"not measured and closed in {SLOT_TIMEOUT_S:g} s: {stuck}")
             time.sleep(0.05)
         time.sleep(GAP_S)
         if self.alerts:
