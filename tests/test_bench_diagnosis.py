@@ -24,7 +24,8 @@ def test_diagnosis_section_compares_every_runbook_with_its_slowest_query(tmp_pat
     assert any("waiting for" in line for line in seen)  # progress is reported
     by_name = {f.name: f for f in section.figures}
     for mode in ("raw series", "recording rules"):
-        (latency,) = [f for n, f in by_name.items() if n.startswith(f"4 replicas, {mode}: high_")]
+        name = f"4 replicas, {mode}: high_latency ("
+        (latency,) = [f for n, f in by_name.items() if n.startswith(name)]
         assert latency.timing is not None and latency.timing.n == options.repetitions
         assert latency.ratio is not None and latency.ratio > 0
         assert latency.timing.median <= latency.timing.p99
