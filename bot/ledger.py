@@ -97,6 +97,11 @@ class Ledger:
             row = s.get(OutgoingMessage, entry_id)
             return None if row is None else _entry(row)
 
+    def get(self, entry_id: int) -> Entry | None:
+        with self.store.session() as s:
+            row = s.get(OutgoingMessage, entry_id)
+            return None if row is None else _entry(row)
+
     def sent(self, entry: Entry, ts: str | None) -> None:
         """Slack took ``entry``; newer content recorded meanwhile stays pending."""
         with self.store.session() as s, s.begin():

@@ -168,3 +168,25 @@ def test_a_chart_upload_during_an_outage_is_uploaded_once_slack_is_back(
     asyncio.run(outbox.resend_due())
     (uploaded,) = slack.files
     assert uploaded.title == "KV cache" and uploaded.data == png and uploaded.thread_ts == ts
+
+
+def test_a_post_the_resend_job_sent_first_still_returns_its_ts(
+    slack: FakeSlack, database_url: str
+) -> None:
+    """The resend job can pick a post up between its recording and its sending: the
+    caller must still learn the ts, or it could never update the message in place."""
+    outbox = outbox_for(slack, database_url)
+
+    async def race() -> tuple[tuple[str, str | None], tuple[str, str | None]]:
+        recorded = outbox.ledger.record("post:race", "chat.postMessage", CHANNEL, {
+            "channel": CHANNEL, "text": "progress", "blocks": []
+        })  # fmt: skip
+        resend = asyncio.ensure_future(outbox._deliver(recorded))  # the job, first in line
+        await asyncio.sleep(0)
+        posting = await outbox._deliver(recorded)  # what post() does right after recording
+        return posting, await resend
+
+    (state, ts), resent = asyncio.run(race())
+    assert resent[0] == "sent"
+    assert [m.text for m in slack.messages(CHANNEL)] == ["progress"]  # sent once
+    assert (state, ts) == ("sent", slack.messages(CHANNEL)[0].ts)

@@ -194,6 +194,10 @@ class Outbox:
                     await self.pace.wait(recorded.channel, first=top_level)
                 entry = await asyncio.to_thread(self.ledger.take, recorded.id, LEASE)
                 if entry is None:  # settled meanwhile, or another replica is sending it
+                    # sent by the resend job in between: the caller still needs its ts
+                    now = await asyncio.to_thread(self.ledger.get, recorded.id)
+                    if now is not None and now.state == "sent":
+                        return "sent", now.ts
                     return "pending", None
                 return await self._send(entry)
         finally:
