@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -15,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
@@ -24,6 +26,7 @@ from bot.app import Bot, build
 from bot.commands.common import EXIT_OK, err
 from bot.config import ConfigError, load_settings
 from bot.slack import intake
+from bot.slack.canary_watch import run_watches
 from bot.slack.services import Services
 
 log = logging.getLogger("bot")
@@ -59,6 +62,7 @@ class Leadership:
     def only_when_leading(
         self, job: Callable[..., Awaitable[object]]
     ) -> Callable[..., Coroutine[Any, Any, None]]:
+        @functools.wraps(job)  # the job keeps its name (in logs and the overrun metric)
         async def run(*args: Any) -> None:
             if self.leading:
                 await job(*args)
@@ -70,6 +74,29 @@ class Leadership:
             self.svc.store.release_lease(LEASE, self.holder)
 
 
+# A poll whose run outlasts its interval: the next run waits for it (one run at a time),
+# and runs missed meanwhile, or while the event loop was busy, are one run, however late.
+POLL_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+SKIPPED = "skipped: maximum number of running instances"
+
+
+class _QuietSkips(logging.Filter):
+    """APScheduler warns each time a run is skipped because the previous one is still
+    going: expected of a poll under load (counted in ``scheduler_overruns`` instead), and
+    at a warning a second it buries the warnings that matter. Demoted to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and SKIPPED in str(record.msg):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def quiet_skips(logger: logging.Logger) -> None:
+    if not any(isinstance(f, _QuietSkips) for f in logger.filters):
+        logger.addFilter(_QuietSkips())
+
+
 def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
     """Scheduled work, run by the one replica holding the scheduler lease: every few
     seconds, due verification re-checks, unposted alerts, incidents' posts behind their
@@ -77,7 +104,15 @@ def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
     Slack request signatures and settled writes. The work itself is in the database and
     claimed row by row, so a restart or a dead leader loses nothing: the next leader
     (within the lease's 10 s) carries on."""
-    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults=POLL_DEFAULTS)
+    quiet_skips(logging.getLogger("apscheduler.scheduler"))
+
+    def overran(event: JobSubmissionEvent) -> None:
+        job = scheduler.get_job(event.job_id)
+        name = job.name.rsplit(".", 1)[-1] if job else event.job_id  # "refresh", "resend" …
+        svc.metrics.scheduler_overruns.labels(name).inc()
+
+    scheduler.add_listener(overran, EVENT_JOB_MAX_INSTANCES)
     remediation = svc.remediation
     lead = leadership.only_when_leading
 
@@ -98,6 +133,8 @@ def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
     scheduler.add_job(lead(intake.refresh), "interval", args=[svc], seconds=REFRESH_POLL_S)
     scheduler.add_job(lead(resend), "interval", seconds=RESEND_POLL_S)
     scheduler.add_job(lead(expire), "interval", seconds=60)
+    every = svc.settings.canary.evaluate_every_s
+    scheduler.add_job(lead(run_watches), "interval", args=[svc], seconds=every)
     scheduler.start()
     return scheduler
 

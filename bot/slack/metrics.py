@@ -48,6 +48,12 @@ class BotMetrics:
             "1 while this replica holds the scheduler lease and runs the scheduled work",
             registry=self.registry,
         )
+        self.scheduler_overruns = Counter(
+            "vllm_chatops_scheduler_overruns",
+            "Scheduled runs skipped because the job's previous run was still going",
+            ["job"],
+            registry=self.registry,
+        )
         self.outbox_pending = Gauge(
             "vllm_chatops_outbox_pending",
             "Slack writes recorded but not yet accepted by Slack (all replicas)",
