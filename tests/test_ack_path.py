@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bot_runner import BotRunner
@@ -23,7 +24,12 @@ from fakes.slack import (
     slash_command_body,
     view_submission_body,
 )
+from remediation_helpers import Recorder, cluster, remediation_on
 
+from bot.remediation.audit import AuditEvent, AuditEventType, AuditLog
+from bot.remediation.events import Actor
+from bot.remediation.requests import Asked
+from bot.simulator.kubernetes_api import KubernetesStandIn
 from bot.slack import ids
 from bot.store import Store
 
@@ -218,3 +224,88 @@ def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met"
         time.sleep(0.01)
+
+
+# -- the remediation flow's database work runs off the event loop ---------------------------
+
+STORE_CALLS = (
+    "action_request",
+    "transition",
+    "note",
+    "lock_target",
+    "lock_holder",
+    "unlock_target",
+    "schedule_verification",
+    "set_verify_ref",
+    "claim_due_verifications",
+)
+
+
+class ThreadNotingStore(Store):
+    """A real store that notes which thread each of the flow's calls ran on."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(database_url)
+        self.calls: list[tuple[str, int]] = []
+        for name in STORE_CALLS:
+            setattr(self, name, self._noted(name, getattr(self, name)))
+
+    def _noted(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, threading.get_ident()))
+            return method(*args, **kwargs)
+
+        return noted
+
+
+class ThreadNotingAudit(AuditLog):
+    def __init__(self, database_url: str) -> None:
+        super().__init__(database_url)
+        self.calls: list[tuple[str, int]] = []
+
+    def append(self, event: AuditEventType, **fields: Any) -> AuditEvent:
+        self.calls.append((f"audit {event}", threading.get_ident()))
+        return super().append(event, **fields)
+
+
+def test_the_remediation_flow_reads_and_writes_the_store_off_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """Preview, confirm, approval, execution and a refusal: no store or audit call holds
+    the event loop that Slack's acknowledgements are answered on."""
+    url = f"sqlite:///{tmp_path / 'flow.db'}"
+    policy = {
+        "grants": [{"users": ["U1", "U2"], "kinds": ["scale"]}],
+        "approvals": [{"kinds": ["scale"], "namespaces": ["approved"]}],
+    }
+    with KubernetesStandIn() as kube:
+        kube.add_deployment("ml", "llama", "vllm:0.11.0", replicas=2)
+        kube.add_deployment("approved", "llama", "vllm:0.11.0", replicas=2)
+        remediation = remediation_on(url, [cluster("a", kube)], policy, Recorder())
+        store, audit = ThreadNotingStore(url), ThreadNotingAudit(url)
+        remediation.store, remediation.audit = store, audit
+        alice, bob, mallory = Actor("U1", "alice"), Actor("U2", "bob"), Actor("U3", "mallory")
+        loop_threads: set[int] = set()
+
+        async def flow() -> None:
+            loop_threads.add(threading.get_ident())
+            direct = await remediation.offer(
+                Asked("scale", "deployment/ml/llama", {"replicas": 3}), reason="t", runbook="rb"
+            )
+            assert (await remediation.preview(direct, alice)).executable
+            assert (await remediation.preview(direct, mallory)).error  # denied, audited
+            await remediation.confirm(direct, alice, {})
+            asked = await remediation.offer(
+                Asked("scale", "deployment/approved/llama", {"replicas": 3}), reason="t"
+            )
+            await remediation.confirm(asked, alice, {})
+            await remediation.approve(asked, bob, approved=True)
+            await remediation.run_due_verifications()
+
+        asyncio.run(flow())
+    calls = store.calls + audit.calls
+    names = {name for name, _ in calls}
+    assert {"action_request", "transition", "lock_target", "unlock_target"} <= names
+    assert {"audit denied", "audit approval_requested", "audit approved"} <= names
+    on_loop = sorted({name for name, thread in calls if thread in loop_threads})
+    assert on_loop == [], f"on the event loop: {on_loop}"

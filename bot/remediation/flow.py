@@ -304,12 +304,12 @@ class Remediation:
 
     async def preview(self, request_id: str, actor: Actor) -> Preview:
         """The live plan and whether ``actor`` may confirm it; changes nothing."""
-        req = self.store.action_request(request_id)
+        req = await asyncio.to_thread(self.store.action_request, request_id)
         if req is None or _expired(req) or req.state != "offered":
             return Preview(request_id, None, error=HANDLED)
         wrong_place = misplaced(req, self.settings.is_configured)
         if wrong_place:
-            self._audit("denied", req, actor, outcome=wrong_place)
+            await asyncio.to_thread(self._audit, "denied", req, actor, outcome=wrong_place)
             return Preview(request_id, req, error=wrong_place)
         actor = await self.with_groups(actor)
         decision = self._decision(req, actor)
@@ -320,7 +320,7 @@ class Remediation:
         error = None
         if not decision.allowed:
             error = decision.reason
-            self._audit("denied", req, actor, outcome=decision.reason)
+            await asyncio.to_thread(self._audit, "denied", req, actor, outcome=decision.reason)
         elif req.kind in NOT_EXECUTABLE:
             error = "This is a change for a person to make; there is nothing to execute."
         return Preview(request_id, req, plan, error, decision.needs_approval)
@@ -329,18 +329,18 @@ class Remediation:
 
     async def confirm(self, request_id: str, actor: Actor, edited: dict[str, str]) -> None:
         """Confirm pressed: check permission, then execute or ask for approval."""
-        req = self.store.action_request(request_id)
+        req = await asyncio.to_thread(self.store.action_request, request_id)
         if req is None:
             raise UnknownRequest(f"there is no action request {request_id!r}")
         if req.state == "offered" and _expired(req):
             await asyncio.to_thread(self.expire_requests)
-            req = self.store.action_request(request_id) or req
+            req = await asyncio.to_thread(self.store.action_request, request_id) or req
         if req.state != "offered":
             await self._report(Refused(req, actor, handled(req)))
             return
         wrong_place = misplaced(req, self.settings.is_configured)
         if wrong_place:
-            self._audit("denied", req, actor, outcome=wrong_place)
+            await asyncio.to_thread(self._audit, "denied", req, actor, outcome=wrong_place)
             await self._report(Refused(req, actor, wrong_place))
             return
         params, problems = apply_edits(req.kind, req.params, edited)
@@ -351,7 +351,7 @@ class Remediation:
         decision = self._decision(req, actor)
         if not decision.allowed or req.kind in NOT_EXECUTABLE:
             reason = decision.reason if not decision.allowed else "nothing to execute"
-            self._audit("denied", req, actor, outcome=reason)
+            await asyncio.to_thread(self._audit, "denied", req, actor, outcome=reason)
             await self._report(Refused(req, actor, reason))
             return
         try:  # re-plan with what was confirmed: a plan that fails never runs
@@ -361,37 +361,53 @@ class Remediation:
             return
         plan_text = "; ".join([plan.summary, *plan.changes])
         if decision.needs_approval:
-            if not self.store.transition(
-                req.id, ("offered",), "awaiting_approval", requested_by=actor.id, params=params
+            if not await asyncio.to_thread(
+                self.store.transition,
+                req.id,
+                ("offered",),
+                "awaiting_approval",
+                requested_by=actor.id,
+                params=params,
             ):
                 await self._lost(req.id, actor)
                 return
-            self._audit("approval_requested", req, actor, plan=plan_text)
+            await asyncio.to_thread(self._audit, "approval_requested", req, actor, plan=plan_text)
             ref = await self._report(ApprovalRequested(req, actor, plan_text))
             if ref:
-                self.store.note(req.id, approval_ref=ref)
+                await asyncio.to_thread(self.store.note, req.id, approval_ref=ref)
             return
-        if not self.store.transition(
-            req.id, ("offered",), "executing", requested_by=actor.id, params=params
+        if not await asyncio.to_thread(
+            self.store.transition,
+            req.id,
+            ("offered",),
+            "executing",
+            requested_by=actor.id,
+            params=params,
         ):
             await self._lost(req.id, actor)
             return
         try:
-            self._audit("requested", req, actor, plan=plan_text)
+            await asyncio.to_thread(self._audit, "requested", req, actor, plan=plan_text)
         except Exception:  # an unrecorded request must not run
             log.exception("cannot audit request %s; not executing it", req.id)
-            self.store.transition(req.id, ("executing",), "failed", outcome="audit log unavailable")
+            await asyncio.to_thread(
+                self.store.transition,
+                req.id,
+                ("executing",),
+                "failed",
+                outcome="audit log unavailable",
+            )
             return
         await self._execute(req.id, actor)
 
     async def _lost(self, request_id: str, actor: Actor) -> None:
         """Another click won the race: say what it did."""
-        req = self.store.action_request(request_id)
+        req = await asyncio.to_thread(self.store.action_request, request_id)
         if req is not None:
             await self._report(Refused(req, actor, handled(req)))
 
     async def approve(self, request_id: str, approver: Actor, approved: bool) -> None:
-        req = self.store.action_request(request_id)
+        req = await asyncio.to_thread(self.store.action_request, request_id)
         if req is None:
             raise UnknownRequest(f"there is no action request {request_id!r}")
         if req.state != "awaiting_approval":
@@ -399,7 +415,7 @@ class Remediation:
             return
         wrong_place = misplaced(req, self.settings.is_configured)
         if wrong_place:
-            self._audit("denied", req, approver, outcome=wrong_place)
+            await asyncio.to_thread(self._audit, "denied", req, approver, outcome=wrong_place)
             await self._report(Refused(req, approver, wrong_place))
             return
         approver = await self.with_groups(approver)
@@ -413,24 +429,32 @@ class Remediation:
             namespace_of(req.target),
         )
         if not decision.allowed:
-            self._audit("denied", req, approver, outcome=decision.reason)
+            await asyncio.to_thread(self._audit, "denied", req, approver, outcome=decision.reason)
             await self._report(Refused(req, approver, decision.reason))
             return
         if not approved:
-            if self.store.transition(
-                req.id, ("awaiting_approval",), "cancelled", approved_by=approver.id
+            if await asyncio.to_thread(
+                self.store.transition,
+                req.id,
+                ("awaiting_approval",),
+                "cancelled",
+                approved_by=approver.id,
             ):
-                self._audit("rejected", req, approver)
+                await asyncio.to_thread(self._audit, "rejected", req, approver)
                 await self._report(Rejected(req, approver, ref=req.approval_ref))
             else:
                 await self._lost(req.id, approver)
             return
-        if not self.store.transition(
-            req.id, ("awaiting_approval",), "executing", approved_by=approver.id
+        if not await asyncio.to_thread(
+            self.store.transition,
+            req.id,
+            ("awaiting_approval",),
+            "executing",
+            approved_by=approver.id,
         ):
             await self._lost(req.id, approver)
             return
-        self._audit("approved", req, approver)
+        await asyncio.to_thread(self._audit, "approved", req, approver)
         await self._report(Approved(req, approver, ref=req.approval_ref))
         await self._execute(req.id, approver)
 
@@ -438,17 +462,29 @@ class Remediation:
 
     async def _execute(self, request_id: str, actor: Actor) -> None:
         """Run a request already moved to `executing` (exactly one caller gets here)."""
-        req = self.store.action_request(request_id)
+        req = await asyncio.to_thread(self.store.action_request, request_id)
         assert req is not None and req.state == "executing"
-        if not self.store.lock_target(req.target, req.id):
-            lock = self.store.lock_holder(req.target)
-            holder = self.store.action_request(lock.request_id) if lock else None
-            self.store.transition(req.id, ("executing",), "failed", outcome="target busy")
-            self._audit("failed", req, actor, outcome="another action is running on this target")
+        if not await asyncio.to_thread(self.store.lock_target, req.target, req.id):
+            lock = await asyncio.to_thread(self.store.lock_holder, req.target)
+            holder = (
+                await asyncio.to_thread(self.store.action_request, lock.request_id)
+                if lock
+                else None
+            )
+            await asyncio.to_thread(
+                self.store.transition, req.id, ("executing",), "failed", outcome="target busy"
+            )
+            await asyncio.to_thread(
+                self._audit,
+                "failed",
+                req,
+                actor,
+                outcome="another action is running on this target",
+            )
             await self._report(Busy(req, actor, holder, lock.acquired_at if lock else None))
             return
         ref = await self._report(Started(req, actor))
-        self._audit("executing", req, actor)
+        await asyncio.to_thread(self._audit, "executing", req, actor)
 
         async def progress(message: str) -> None:
             await self._report(Progressed(req, actor, message, ref=ref))
@@ -461,17 +497,26 @@ class Remediation:
             log.exception("action %s failed", req.id)
             ok, summary, details = False, f"failed unexpectedly ({type(exc).__name__})", {}
         finally:
-            self.store.unlock_target(req.target, req.id)
-        self.store.transition(req.id, ("executing",), "done" if ok else "failed", outcome=summary)
-        self._audit("executed" if ok else "failed", req, actor, outcome=summary)
+            await asyncio.to_thread(self.store.unlock_target, req.target, req.id)
+        await asyncio.to_thread(
+            self.store.transition,
+            req.id,
+            ("executing",),
+            "done" if ok else "failed",
+            outcome=summary,
+        )
+        await asyncio.to_thread(
+            self._audit, "executed" if ok else "failed", req, actor, outcome=summary
+        )
         delay = self.settings.verification_delay_s if ok and req.runbook else None
         at = utcnow() + timedelta(seconds=delay or 0)
         if delay is not None:  # before reporting: a replica dying mid-report loses nothing
-            self.store.schedule_verification(req.id, at, ref)
+            await asyncio.to_thread(self.store.schedule_verification, req.id, at, ref)
         finished = Finished(req, actor, ok, summary, details, delay, ref=ref)
         shown = await self._report(finished) or ref
         if delay is not None and shown is not None and shown != ref:
-            self.store.set_verify_ref(req.id, shown)  # where the result goes
+            # where the result goes
+            await asyncio.to_thread(self.store.set_verify_ref, req.id, shown)
 
     async def _run(
         self, req: ActionRequest, actor: Actor, progress: Callable[[str], Any]
@@ -502,7 +547,7 @@ class Remediation:
 
     async def run_due_verifications(self) -> int:
         """Re-check every request whose verification is due; each runs on one replica."""
-        due = self.store.claim_due_verifications()
+        due = await asyncio.to_thread(self.store.claim_due_verifications)
         for request_id, ref in due:
             try:
                 await self.verify(request_id, ref)
@@ -512,7 +557,7 @@ class Remediation:
 
     async def verify(self, request_id: str, ref: str | None) -> Verified | None:
         """Re-run the runbook's diagnosis after the action and report the verdict."""
-        req = self.store.action_request(request_id)
+        req = await asyncio.to_thread(self.store.action_request, request_id)
         runbook = self.runbooks.get(req.runbook) if req else None
         if req is None or runbook is None:
             return None
@@ -547,7 +592,7 @@ class Remediation:
                 "what is left: reset or replace the GPU, then uncordon the node",
                 *details,
             ]
-        self._audit("verified", req, BOT, outcome=headline)
+        await asyncio.to_thread(self._audit, "verified", req, BOT, outcome=headline)
         event = Verified(req, BOT, recovered, headline, tuple(details), contained, ref=ref)
         await self._report(event)
         return event
