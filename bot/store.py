@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.event import listen
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -208,6 +209,28 @@ class Store:
         self.engine: Engine = create_engine(
             database_url, connect_args=connect_args, pool_pre_ping=True
         )
+        # A SQLite file in WAL mode: readers do not wait for the writer nor the writer for
+        # them, and a commit appends to the log without syncing the database file
+        # (synchronous=NORMAL: a power cut may lose the last commits, never consistency).
+        # Not a database in memory: each connection has its own, with no file to share.
+        url = self.engine.url
+        database = url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        if (
+            url.get_backend_name() == "sqlite"
+            and not in_memory
+            and url.query.get("mode") != "memory"
+        ):
+
+            def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    cursor.execute("PRAGMA synchronous=NORMAL")
+                finally:
+                    cursor.close()
+
+            listen(self.engine, "connect", _write_ahead_log)
         with schema_transaction(self.engine) as conn:
             migrate(conn)
         self._session = sessionmaker(self.engine, expire_on_commit=False)

@@ -25,6 +25,7 @@ from fakes.slack import (
     view_submission_body,
 )
 from remediation_helpers import Recorder, cluster, remediation_on
+from sqlalchemy import text
 
 from bot.remediation.audit import AuditEvent, AuditEventType, AuditLog
 from bot.remediation.events import Actor
@@ -309,3 +310,23 @@ def test_the_remediation_flow_reads_and_writes_the_store_off_the_event_loop(
     assert {"audit denied", "audit approval_requested", "audit approved"} <= names
     on_loop = sorted({name for name, thread in calls if thread in loop_threads})
     assert on_loop == [], f"on the event loop: {on_loop}"
+
+
+def test_a_sqlite_file_is_written_ahead_and_synced_at_checkpoints(tmp_path: Path) -> None:
+    """WAL: the ack path's replay check reads while background work writes, neither waiting
+    for the other; synchronous=NORMAL: a commit is not an fsync of the database file."""
+    store = Store(f"sqlite:///{tmp_path / 'wal.db'}")
+    for _ in range(2):  # each new connection of the pool, not only the first
+        with store.engine.connect() as conn, conn.begin():
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+        store.engine.dispose()
+    assert store.first_sight("wal-signature")
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_a_sqlite_database_in_memory_keeps_its_journal(url: str) -> None:
+    store = Store(url)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "memory"
+    assert store.first_sight("memory-signature")
