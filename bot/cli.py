@@ -220,9 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
         "canary",
         help="canary gates: the newest revision's pods against the previous revision's "
         "(`canary NS/DEPLOYMENT`), or the gates as an Argo Rollouts AnalysisTemplate "
-        "(`canary export-analysis NS/DEPLOYMENT`)",
+        "(`canary export-analysis NS/DEPLOYMENT`); `canary NS/DEPLOYMENT --watch --channel C` "
+        "has the serving bot watch it phase by phase, `canary watches` lists the watches and "
+        "`canary stop N` ends one",
     )
-    canary.add_argument("words", nargs="+", metavar="[export-analysis] NS/DEPLOYMENT")
+    canary.add_argument(
+        "words", nargs="+", metavar="[export-analysis|watches|stop] NS/DEPLOYMENT|N"
+    )
+    canary.add_argument(
+        "--watch",
+        action="store_true",
+        help="record a watch in the bot's database: the serving bot reads the gates every "
+        "canary.evaluate_every_s, posts each phase in --channel and offers Promote",
+    )
+    canary.add_argument("--channel", metavar="ID", help="--watch: the Slack channel to post in")
+    canary.add_argument("--by", metavar="NAME", help="--watch, stop: who (default: $USER)")
     canary.add_argument("--prometheus", metavar="URL", help="default: the cluster's prometheus_url")
     canary.add_argument("--cluster", metavar="NAME", help="a configured cluster")
     canary.add_argument("--window", metavar="DURATION", help="default: canary.window (10m)")

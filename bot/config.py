@@ -226,7 +226,15 @@ class CanarySettings(BaseModel):
     gates: list[CanaryGate] = Field(default_factory=_default_gates)
     phases: list[CanaryPhase] = Field(default_factory=_default_phases, min_length=1)
     rollback: CanaryRollback = Field(default_factory=CanaryRollback)
-    evaluate_every_s: int = Field(default=30, ge=5, le=60)
+    evaluate_every_s: int = Field(
+        default=30, ge=5, le=60, description="how often a watched canary's gates are read"
+    )
+    auto_rollback_namespaces: list[str] = Field(
+        default_factory=list,
+        description="namespaces (fnmatch patterns) where a watched canary whose rollback "
+        "trigger trips is rolled back by the bot at once, audited as the bot; elsewhere the "
+        "rollback is proposed to a person",
+    )
     min_requests: int = Field(
         default=200,
         ge=0,

@@ -10,7 +10,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Status = Literal["ok", "warn", "crit", "unknown"]
 ActionKind = Literal[
-    "scale", "rollback", "drain", "uncordon", "restart", "silence", "unsilence", "config"
+    "scale",
+    "rollback",
+    "promote",
+    "drain",
+    "uncordon",
+    "restart",
+    "silence",
+    "unsilence",
+    "config",
 ]
 
 # Worst-first ordering for summarising: a critical result outranks an unknown one, which

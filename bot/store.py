@@ -20,6 +20,7 @@ from alembic.config import Config
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -165,6 +166,28 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CanaryWatchRow(Base):
+    """A canary watched phase by phase: where it stands, survived across restarts and run
+    by the scheduler's one replica (:mod:`bot.canary.watches`)."""
+
+    __tablename__ = "canary_watches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(320), index=True)  # NS/DEPLOYMENT
+    cluster: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    started_by: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    phase: Mapped[int] = mapped_column(Integer)
+    passing_since: Mapped[float | None] = mapped_column(Float)
+    message_ts: Mapped[str | None] = mapped_column(String(32))  # the phase's message
+    request_id: Mapped[str | None] = mapped_column(String(64))  # promote or rollback offered
+    baseline: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # Any constant: the PostgreSQL advisory lock every replica takes to create or migrate.

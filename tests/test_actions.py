@@ -46,7 +46,7 @@ class Progress:
 
 
 def test_registry_and_targets() -> None:
-    assert set(ACTIONS) == {"scale", "rollback", "drain", "uncordon", "restart"}
+    assert set(ACTIONS) == {"scale", "rollback", "promote", "drain", "uncordon", "restart"}
     assert get_action("drain").kind == "drain"
     with pytest.raises(ActionError, match="no action 'reboot'"):
         get_action("reboot")

@@ -28,6 +28,29 @@ class Revision:
     replicas: int
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The previous revision's last numbers, kept while both revisions served: once the
+    new revision takes every pod (the last phase), its gates are judged against these."""
+
+    replicaset: str
+    values: dict[str, float]  # by gate metric
+    requests: float | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"replicaset": self.replicaset, "values": self.values, "requests": self.requests}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Baseline:
+        values = data.get("values")
+        requests = data.get("requests")
+        return cls(
+            str(data.get("replicaset", "")),
+            {str(k): float(v) for k, v in values.items()} if isinstance(values, dict) else {},
+            float(requests) if isinstance(requests, int | float) else None,
+        )
+
+
 @dataclass
 class Comparison:
     namespace: str
@@ -40,6 +63,15 @@ class Comparison:
     triggers: list[Trigger] = field(default_factory=list)
     problem: str = ""  # why nothing could be compared
     queries: list[str] = field(default_factory=list)
+    old_requests: float | None = None  # requests the previous revision served in the window
+    from_baseline: bool = False  # the previous revision no longer serves: its last numbers
+
+    def baseline(self) -> Baseline | None:
+        """The previous revision's numbers of this comparison, to judge against later."""
+        if self.old is None or self.from_baseline:
+            return None
+        values = {g.metric: g.old for g in self.gates if g.old is not None}
+        return Baseline(self.old.replicaset, values, self.old_requests)
 
     @property
     def rollback(self) -> bool:
@@ -76,15 +108,20 @@ async def compare(
     config: CanarySettings,
     window: str | None = None,
     gates: Sequence[str] | None = None,
+    baseline: Baseline | None = None,
 ) -> Comparison:
     """Compare ``namespace/deployment``'s newest serving revision with the one before it.
 
     ``scope`` carries the cluster and the label conventions; ``gates`` names the gates to
-    judge (default: every configured gate). A Prometheus that cannot answer makes the
-    comparison ``unknown`` with the reason, never an exception.
+    judge (default: every configured gate). When the new revision alone serves (the
+    canary's last phase), the previous revision's numbers come from ``baseline``. A
+    Prometheus that cannot answer makes the comparison ``unknown`` with the reason, never
+    an exception.
     """
     try:
-        return await _compare(metrics, scope, namespace, deployment, config, window, gates)
+        return await _compare(
+            metrics, scope, namespace, deployment, config, window, gates, baseline
+        )
     except MetricsError as exc:
         result = Comparison(namespace, deployment, window or config.window, "unknown")
         result.problem = f"Prometheus did not answer: {exc}"
@@ -99,6 +136,7 @@ async def _compare(
     config: CanarySettings,
     window: str | None = None,
     gates: Sequence[str] | None = None,
+    baseline: Baseline | None = None,
 ) -> Comparison:
     window = window or config.window
     scope = await detect(scope.model_copy(update={"labels": {"namespace": namespace}}), metrics)
@@ -118,6 +156,10 @@ async def _compare(
             "is the name right, and is kube-state-metrics scraped (honor_labels: true)?"
         )
         return result
+    alone = len(serving) == 1 and baseline is not None
+    if alone and baseline is not None and serving[0].replicaset != baseline.replicaset:
+        serving.append(Revision(baseline.replicaset, 0.0, 0))
+        result.from_baseline = True
     if len(serving) < 2:
         only = serving[0].replicaset if serving else "none"
         result.problem = (
@@ -126,7 +168,8 @@ async def _compare(
         return result
     new, old = serving[0], serving[1]
     result.new, result.old = new, old
-    both, short = [new.replicaset, old.replicaset], config.rollback.window
+    short = config.rollback.window
+    both = [new.replicaset] if result.from_baseline else [new.replicaset, old.replicaset]
     answers = await ctx.query_all(
         q.covered(both, window),
         q.errors(both, window),
@@ -144,6 +187,13 @@ async def _compare(
     covered, *readings, served = (_by_revision(a) for a in answers[:8])
     metrics_read = ("error_rate", "ttft_p99", "tpot_p99", "throughput", "kv_usage")
     by_metric = dict(zip((*metrics_read, "gpu_memory_leak"), readings, strict=True))
+    if result.from_baseline and baseline is not None:
+        for metric, values in by_metric.items():
+            if metric in baseline.values:
+                values[old.replicaset] = baseline.values[metric]
+        if baseline.requests is not None:
+            served[old.replicaset] = baseline.requests
+    result.old_requests = served.get(old.replicaset)
     window_s = window_seconds(window)
     new_covered = covered.get(new.replicaset, 0.0)
     for gate in config.gates:

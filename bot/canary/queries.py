@@ -18,7 +18,7 @@ from bot.diagnosis.checks.recent_rollout import (
     RS_CREATED,
     RS_REPLICAS,
     Queries,
-    _alternatives,
+    alternatives,
 )
 from bot.diagnosis.metric_names import (
     KV_USAGE,
@@ -56,7 +56,7 @@ class CanaryQueries:
 
     def pods(self, replicasets: Sequence[str]) -> str:
         """The pods of ``replicasets`` (value 1), labelled with their ReplicaSet."""
-        return self.base.pod_replicaset(self.ns, f"owner_name=~{_alternatives(replicasets)}")
+        return self.base.pod_replicaset(self.ns, f"owner_name=~{alternatives(replicasets)}")
 
     def _per_pod(self, expr: str, replicasets: Sequence[str]) -> str:
         """``expr`` (one series a pod) labelled with the pod's ReplicaSet."""

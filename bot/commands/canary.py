@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -22,6 +24,9 @@ from bot.config import CanarySettings, Settings, load_settings
 from bot.diagnosis.promql import ScopeError, check_window
 from bot.models import Scope
 from bot.sources.prometheus import PrometheusSource
+
+if TYPE_CHECKING:
+    from bot.canary.watches import Watch, Watches
 
 STYLE = {"pass": "green", "fail": "bold red", "wait": "yellow", "unknown": "magenta"}
 WORDS = {"pass": "pass", "fail": "FAIL", "wait": "waiting", "unknown": "unknown"}
@@ -107,6 +112,12 @@ def _gates(config: CanarySettings, phase: str | None) -> list[str] | None:
 
 def cmd_canary(args: argparse.Namespace) -> int:
     words = list(args.words)
+    if words[0] == "watches" and len(words) == 1:
+        return _watches(args, load_settings(args.config))
+    if words[0] == "stop":
+        if len(words) != 2 or not words[1].isascii() or not words[1].isdigit():
+            raise UsageError("usage: canary stop N (the watch's number, see `canary watches`)")
+        return _stop(args, load_settings(args.config), int(words[1]))
     export = words[0] == "export-analysis"
     if export:
         words = words[1:]
@@ -119,6 +130,8 @@ def cmd_canary(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if export:
         return _export(args, settings, namespace, deployment)
+    if args.watch:
+        return _watch(args, settings, f"{namespace}/{deployment}")
     window = _window(args)
     gates = _gates(settings.canary, args.phase)
     url = args.prometheus or settings.prometheus_url_for(args.cluster)
@@ -149,4 +162,81 @@ def _export(args: argparse.Namespace, settings: Settings, namespace: str, name: 
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         print(text, end="")
+    return EXIT_OK
+
+
+def _book(settings: Settings) -> Watches:
+    from bot.canary.watches import Watches
+    from bot.store import Store
+
+    return Watches(Store(settings.database_url))
+
+
+def _watch_json(w: Watch, settings: Settings) -> dict[str, Any]:
+    phase = settings.canary.phases[min(w.phase, len(settings.canary.phases) - 1)]
+    return {
+        "id": w.id,
+        "target": w.target,
+        "cluster": w.cluster,
+        "channel": w.channel,
+        "started_by": w.started_by,
+        "state": w.state,
+        "phase": phase.name,
+        "traffic_percent": phase.traffic_percent,
+        "summary": w.summary,
+        "request_id": w.request_id,
+        "updated_at": w.updated_at.isoformat() if w.updated_at else None,
+    }
+
+
+def _watch(args: argparse.Namespace, settings: Settings, target: str) -> int:
+    channel = args.channel or settings.default_channel
+    if not channel:
+        raise UsageError("--watch needs --channel (or default_channel in the configuration)")
+    if args.cluster and not settings.is_configured(args.cluster):
+        raise UsageError(f"cluster {args.cluster!r} is not configured")
+    by = args.by or getpass.getuser()
+    w, created = _book(settings).start(target, args.cluster, channel, by)
+    if args.format == "json":
+        print(json.dumps({"created": created, **_watch_json(w, settings)}, indent=2))
+        return EXIT_OK
+    if created:
+        every = settings.canary.evaluate_every_s
+        print(
+            f"watch #{w.id} of {target} recorded: the serving bot reads its gates every "
+            f"{every} s and posts each phase in {channel}, offering Promote there"
+        )
+    else:
+        print(f"{target} is already watched: watch #{w.id}, {w.state}, posting in {w.channel}")
+    return EXIT_OK
+
+
+def _watches(args: argparse.Namespace, settings: Settings) -> int:
+    watches = _book(settings).recent()
+    if args.format == "json":
+        print(json.dumps([_watch_json(w, settings) for w in watches], indent=2))
+        return EXIT_OK
+    table = Table(expand=False)
+    for column in ("#", "target", "state", "phase", "channel", "summary"):
+        table.add_column(column)
+    for w in watches:
+        row = _watch_json(w, settings)
+        table.add_row(
+            str(w.id),
+            w.target + (f" ({w.cluster})" if w.cluster else ""),
+            Text(w.state, style="bold" if w.active else "dim"),
+            f"{row['phase']} ({row['traffic_percent']} %)",
+            w.channel,
+            w.summary,
+        )
+    Console(soft_wrap=False).print(table if watches else Text("no canary watches"))
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace, settings: Settings, watch_id: int) -> int:
+    stopped = _book(settings).stop(watch_id, args.by or getpass.getuser())
+    if stopped is None:
+        print(f"no active canary watch #{watch_id}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"watch #{watch_id} of {stopped.target} stopped")
     return EXIT_OK

@@ -296,7 +296,7 @@ class Remediation:
             except (silence.SilenceError, KeyError) as exc:
                 raise ActionError(f"cannot silence {req.target}: {exc}") from exc
             return Plan(kind="silence", target=req.target, summary=summary, dry_run_ok=True)
-        client = kube_for(self.settings, req.cluster)
+        client = await asyncio.to_thread(kube_for, self.settings, req.cluster)
         try:
             return await get_action(req.kind).plan(client, req.target, params)
         finally:
@@ -399,6 +399,40 @@ class Remediation:
             )
             return
         await self._execute(req.id, actor)
+
+    async def execute_by_policy(self, request_id: str, policy: str) -> bool:
+        """Run an offered request with no person's confirmation, because configuration
+        (``policy``, named in the audit record) says so: a canary whose rollback trigger
+        tripped in a namespace set to roll back at once. The plan is still computed and
+        audited first, and a plan that fails never runs. False when it did not run."""
+        req = await asyncio.to_thread(self.store.action_request, request_id)
+        if req is None or req.state != "offered":
+            return False
+        try:
+            plan = await self.plan(req, dict(req.params))
+        except (ActionError, KubernetesError) as exc:
+            outcome = f"{policy}: the plan failed: {exc}"
+            await asyncio.to_thread(self._audit, "denied", req, BOT, outcome=outcome)
+            return False
+        if not await asyncio.to_thread(
+            self.store.transition, req.id, ("offered",), "executing", requested_by=BOT.id
+        ):
+            return False
+        plan_text = "; ".join([plan.summary, *plan.changes, f"by policy: {policy}"])
+        try:
+            await asyncio.to_thread(self._audit, "requested", req, BOT, plan=plan_text)
+        except Exception:  # an unrecorded request must not run
+            log.exception("cannot audit request %s; not executing it", req.id)
+            await asyncio.to_thread(
+                self.store.transition,
+                req.id,
+                ("executing",),
+                "failed",
+                outcome="audit log unavailable",
+            )
+            return False
+        await self._execute(req.id, BOT)
+        return True
 
     async def _lost(self, request_id: str, actor: Actor) -> None:
         """Another click won the race: say what it did."""
@@ -535,7 +569,7 @@ class Remediation:
                 f"vllm-chatops request {req.id}",
             )
             return True, f"silenced {req.target} for {duration}", {"silence id": silence_id}
-        kube = kube_for(self.settings, req.cluster)
+        kube = await asyncio.to_thread(kube_for, self.settings, req.cluster)
         try:
             action = get_action(req.kind)
             outcome = await action.execute(kube, req.target, dict(req.params), progress)

@@ -74,6 +74,7 @@ STATUS_WORD: dict[Status, str] = {
 ACTION_VERB: dict[str, str] = {
     "scale": "Scale",
     "rollback": "Roll back",
+    "promote": "Promote",
     "drain": "Drain",
     "restart": "Restart",
     "silence": "Silence",
@@ -156,7 +157,7 @@ def _verb(kind: str) -> str:
     return ACTION_VERB.get(kind, kind.capitalize())
 
 
-def _action_button(a: RecommendedAction, request_id: str) -> ButtonElement:
+def action_button(a: RecommendedAction, request_id: str) -> ButtonElement:
     style = "danger" if a.kind in DANGEROUS_KINDS else "primary" if a.kind == "scale" else None
     confirm = None
     if a.kind in DANGEROUS_KINDS:
@@ -250,7 +251,7 @@ def diagnosis_message(d: Diagnosis, action_request_ids: Sequence[str] = ()) -> M
         used = 0
         for i, a in enumerate(d.actions):
             rid = action_request_ids[i] if i < len(action_request_ids) else ""
-            block = section(_action_text(a), _action_button(a, rid) if rid else None)
+            block = section(_action_text(a), action_button(a, rid) if rid else None)
             size = blocks_text_size([block])
             if i >= MAX_ACTIONS_SHOWN or used + size > ACTIONS_MAX_CHARS:
                 blocks.append(and_more(len(d.actions) - i, "actions"))

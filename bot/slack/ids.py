@@ -11,7 +11,9 @@ REJECT_BUTTON = "reject_action"
 # A readiness item only a person can know: the button opens the Attest form.
 ATTEST_BUTTON = "readiness_attest"
 ATTEST_VIEW = "readiness_attest_form"
-ACTION_IDS = (ACTION_BUTTON, APPROVE_BUTTON, REJECT_BUTTON, ATTEST_BUTTON)
+# Stop a watched canary; its value is the watch's number.
+CANARY_STOP_BUTTON = "canary_watch_stop"
+ACTION_IDS = (ACTION_BUTTON, APPROVE_BUTTON, REJECT_BUTTON, ATTEST_BUTTON, CANARY_STOP_BUTTON)
 CALLBACK_IDS = (ACTION_PLAN_VIEW, ATTEST_VIEW)
 
 # OAuth bot scopes the code uses, and why.

@@ -22,6 +22,7 @@ from bot.remediation.requests import Asked, check_edits
 from bot.slack import ids
 from bot.slack.block_kit import Message
 from bot.slack.canary_listeners import canary_reply
+from bot.slack.canary_listeners import register as register_canary
 from bot.slack.doctor_blocks import doctor_message
 from bot.slack.help_blocks import (
     help_message,
@@ -86,6 +87,7 @@ def register(app: AsyncApp, svc: Services) -> None:
         svc.spawn(decide(svc, body, approved=False), "reject", after_acks=True)
 
     register_readiness(app, svc)
+    register_canary(app, svc)
 
 
 async def decide(svc: Services, body: dict[str, Any], approved: bool) -> None:
@@ -154,7 +156,9 @@ async def handle_command(svc: Services, command: dict[str, Any], respond: Any) -
     if request.verb == "canary":
         assert request.target is not None
         channel = command.get("channel_id")
-        reply = await canary_reply(svc, request.target, request.scope, channel)
+        watch = bool(request.params.get("watch"))
+        user = str(command.get("user_id", ""))
+        reply = await canary_reply(svc, request.target, request.scope, channel, watch, user)
         await _reply(svc, command, respond, reply)
         return
     if request.verb == "audit":

@@ -63,13 +63,23 @@ def _action(verb: str, words: list[str]) -> SlashRequest:
 
 def _canary(words: list[str]) -> SlashRequest:
     words, cluster = _split_cluster(words)
+    watch = "watch" in words
+    words = [w for w in words if w != "watch"]
     if len(words) != 1:
-        raise SlashError("`canary` needs one NS/DEPLOYMENT (and optionally cluster=NAME)")
+        raise SlashError(
+            "`canary` needs one NS/DEPLOYMENT (then optionally `watch` and cluster=NAME)"
+        )
     try:
         namespace, deployment = parse_target(words[0])
     except TargetError as exc:
         raise SlashError(str(exc)) from exc
-    return SlashRequest("canary", None, Scope(cluster=cluster), target=f"{namespace}/{deployment}")
+    return SlashRequest(
+        "canary",
+        None,
+        Scope(cluster=cluster),
+        target=f"{namespace}/{deployment}",
+        params={"watch": True} if watch else {},
+    )
 
 
 def parse(text: str, runbooks: Collection[str]) -> SlashRequest:

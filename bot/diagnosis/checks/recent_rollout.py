@@ -121,7 +121,7 @@ def age_text(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d"
 
 
-def _alternatives(values: Sequence[str]) -> str:
+def alternatives(values: Sequence[str]) -> str:
     """A regex matching exactly ``values``, quoted for a ``=~`` matcher."""
     return '"' + "|".join(regex_quote(v)[1:-1] for v in sorted(set(values))) + '"'
 
@@ -154,7 +154,7 @@ class Queries:
         return f"max by (namespace, pod, owner_name, {self.cl}) ({owner})"
 
     def replicaset_workload(self, *matchers: str) -> str:
-        kinds = f"owner_kind=~{_alternatives(list(OWNER_KINDS))}"
+        kinds = f"owner_kind=~{alternatives(list(OWNER_KINDS))}"
         owner = self.ksm(RS_OWNER, kinds, 'owner_is_controller="true"', *matchers)
         return f"max by (namespace, replicaset, owner_kind, owner_name, {self.cl}) ({owner})"
 
@@ -183,7 +183,7 @@ class Queries:
 
     def _errors(self, pods: str, keep: str, namespaces: Sequence[str]) -> str:
         """Each replica's error share (replicas of ``pods``, labelled with ``keep``)."""
-        ratio = error_ratio(self.whole, f"namespace=~{_alternatives(namespaces)}")
+        ratio = error_ratio(self.whole, f"namespace=~{alternatives(namespaces)}")
         return f"{ratio} * on (namespace, pod, {self.cl}) group_left ({keep}) {pods}"
 
     def _tpot(self, pods: str, keep: str, namespaces: Sequence[str]) -> str:
@@ -191,14 +191,14 @@ class Queries:
         rates = self.whole.rate(
             TPOT_BUCKET,
             f"namespace, pod, {self.cl}, le",
-            f"namespace=~{_alternatives(namespaces)}",
+            f"namespace=~{alternatives(namespaces)}",
         )
         quantile = f"histogram_quantile({self.ctx.number('quantile'):g}, {rates})"
         return f"{quantile} * on (namespace, pod, {self.cl}) group_left ({keep}) {pods}"
 
     def of(self, revisions: Sequence[Revision]) -> str:
         """The pods of ``revisions``, labelled with their ReplicaSet in ``owner_name``."""
-        names = _alternatives([r.replicaset for r in revisions])
+        names = alternatives([r.replicaset for r in revisions])
         return self.pod_replicaset(f"owner_name=~{names}")
 
     def errors_by_revision(self, revisions: Sequence[Revision]) -> str:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bot.remediation.actions import drain, restart, rollback, scale
+from bot.remediation.actions import drain, promote, restart, rollback, scale
 from bot.remediation.actions.base import (
     ACTIONS,
     Action,
@@ -27,6 +27,7 @@ __all__ = [
     "drain",
     "get_action",
     "parse_target",
+    "promote",
     "restart",
     "rollback",
     "scale",
