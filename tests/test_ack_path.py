@@ -9,6 +9,7 @@ before it is released (their database work runs on the ack path's own thread).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,9 +30,11 @@ from sqlalchemy import text
 
 from bot.remediation.audit import AuditEvent, AuditEventType, AuditLog
 from bot.remediation.events import Actor
+from bot.remediation.placement import kube_for
 from bot.remediation.requests import Asked
 from bot.simulator.kubernetes_api import KubernetesStandIn
 from bot.slack import ids
+from bot.sources.kubernetes import KubeClient, KubeTarget
 from bot.store import Store
 
 SECRET = "ack-path-secret"
@@ -270,10 +273,20 @@ class ThreadNotingAudit(AuditLog):
 
 
 def test_the_remediation_flow_reads_and_writes_the_store_off_the_event_loop(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Preview, confirm, approval, execution and a refusal: no store or audit call holds
-    the event loop that Slack's acknowledgements are answered on."""
+    """Preview, confirm, approval, execution and a refusal: no store or audit call, and no
+    Kubernetes client's making, holds the event loop Slack's acknowledgements are answered
+    on."""
+    from bot.remediation import flow as flow_module
+
+    made: list[tuple[str, int]] = []
+
+    def noted_kube_for(*args: Any) -> KubeClient:
+        made.append(("kube_for", threading.get_ident()))
+        return kube_for(*args)
+
+    monkeypatch.setattr(flow_module, "kube_for", noted_kube_for)
     url = f"sqlite:///{tmp_path / 'flow.db'}"
     policy = {
         "grants": [{"users": ["U1", "U2"], "kinds": ["scale"]}],
@@ -304,9 +317,10 @@ def test_the_remediation_flow_reads_and_writes_the_store_off_the_event_loop(
             await remediation.run_due_verifications()
 
         asyncio.run(flow())
-    calls = store.calls + audit.calls
+    calls = store.calls + audit.calls + made
     names = {name for name, _ in calls}
     assert {"action_request", "transition", "lock_target", "unlock_target"} <= names
+    assert len(made) >= 4  # planned twice, executed twice
     assert {"audit denied", "audit approval_requested", "audit approved"} <= names
     on_loop = sorted({name for name, thread in calls if thread in loop_threads})
     assert on_loop == [], f"on the event loop: {on_loop}"
@@ -330,3 +344,23 @@ def test_a_sqlite_database_in_memory_keeps_its_journal(url: str) -> None:
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "memory"
     assert store.first_sight("memory-signature")
+
+
+def test_a_client_for_a_plain_http_api_loads_no_ca_certificates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over http (a `kubectl proxy`, a stand-in) there is no TLS: a client made for every
+    plan must not load the system's CA certificates into a context it never uses. Over
+    https they are still loaded and verified."""
+    loaded: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loaded.append(args or kwargs)
+        load(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    KubeClient.connect(KubeTarget(base_url="http://127.0.0.1:8001", token="t"))
+    assert loaded == []
+    KubeClient.connect(KubeTarget(base_url="https://kube.example:6443", token="t"))
+    assert loaded
