@@ -11,19 +11,17 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from bot.console.workspace import Workspace
 from bot.demo.settings import DemoEndpoints, bot_settings
-from bot.simulator.processes import spawn
+from bot.simulator.processes import spawn, wait_healthy
 from bot.simulator.prometheus_runner import free_port
 
 CHANNEL = "C0BENCH01"
@@ -82,21 +80,6 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-            raise BotStartError(f"the bot exited with {process.returncode}:\n{tail}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise BotStartError(f"the bot did not answer within {START_TIMEOUT_S:.0f} s; log: {log}")
-
-
 @contextmanager
 def served_bot(work_dir: Path, name: str, database_url: str) -> Iterator[ServedBot]:
     """Start a Slack workspace and the bot on ``database_url``; stop both on exit.
@@ -122,7 +105,7 @@ def served_bot(work_dir: Path, name: str, database_url: str) -> Iterator[ServedB
         # paced out, and the store must hold every answered alert after a crash anyway.
         stack.callback(_kill, process)
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process, log_path)
+        wait_healthy(url, process, log_path, timeout_s=START_TIMEOUT_S, error=BotStartError)
         yield ServedBot(
             url=url,
             pid=process.pid,

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
-import httpx
 import yaml
 
 from bot.console.app import Console
@@ -47,7 +46,7 @@ from bot.simulator.alertmanager_runner import (
     find_alertmanager,
 )
 from bot.simulator.fleet import build_fleet
-from bot.simulator.processes import spawn, terminate
+from bot.simulator.processes import spawn, terminate, wait_healthy
 from bot.simulator.prometheus_runner import PrometheusError, PrometheusRunner, free_port
 from bot.simulator.server import Simulator, make_app
 from bot.simulator.serving import BackgroundServer
@@ -222,18 +221,7 @@ class DemoStack:
         self._bot = spawn([*args, "--host", "127.0.0.1", "--port", str(port)], log, env=env)
         self._cleanup.callback(terminate, self._bot)
         self._cleanup.callback(log.close)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self._bot.poll() is not None:
-                tail = self.bot_log.read_text(errors="replace")[-2000:]
-                raise DemoError(f"the bot exited with {self._bot.returncode}:\n{tail}")
-            try:
-                if httpx.get(f"{self.bot_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise DemoError(f"the bot did not answer within 60 s; log: {self.bot_log}")
+        wait_healthy(self.bot_url, self._bot, self.bot_log, error=DemoError)
 
     def wait_for_scrapes(self) -> None:
         assert self.prometheus is not None and self.simulator is not None

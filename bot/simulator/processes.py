@@ -2,7 +2,8 @@
 
 Prometheus, Alertmanager and the bot run as child processes. Ctrl-C or SIGTERM stops them
 through the parent's ``finally`` blocks; ``PR_SET_PDEATHSIG`` covers the parent being
-killed outright, so no orphan keeps a port or a data directory busy.
+killed outright, so no orphan keeps a port or a data directory busy. ``wait_healthy``
+waits for a started bot to answer ``/healthz``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import ctypes
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
+
+import httpx
 
 _PR_SET_PDEATHSIG = 1
 
@@ -52,3 +56,27 @@ def terminate(process: subprocess.Popen[bytes] | None, timeout_s: float = 15.0) 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_healthy(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    *,
+    timeout_s: float = 60.0,
+    error: type[Exception] = RuntimeError,
+) -> None:
+    """Until the bot started as ``process`` answers ``GET {url}/healthz``; ``error`` when it
+    exits first (with the tail of its ``log``) or is still silent after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+            raise error(f"the bot exited with {process.returncode}:\n{tail}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise error(f"the bot did not answer within {timeout_s:.0f} s; log: {log}")
