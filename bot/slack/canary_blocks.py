@@ -19,7 +19,7 @@ from bot.models import RecommendedAction
 from bot.slack import ids
 from bot.slack.block_kit import Message, context, fallback, finish, header, section
 from bot.slack.diagnosis_blocks import action_button
-from bot.slack.mrkdwn import inline
+from bot.slack.mrkdwn import inline, truncate
 
 EMOJI: dict[GateStatus, str] = {
     "pass": ":white_check_mark:",
@@ -116,8 +116,9 @@ class WatchView:
     step: Step | None  # None: the watch was not evaluated this time (it ended)
     comparison: Comparison | None
     request_id: str | None = None  # the promotion or rollback offered
-    note: str = ""  # what happened to the watch (promoted, rolled back, stopped …)
+    note: str = ""  # mrkdwn, escaped: what happened (promoted, rolled back, stopped …)
     evaluated_at: str = ""  # HH:MM:SS UTC
+    closed: bool = False  # an earlier phase's message: promoted, the next has its own
 
 
 def _minutes(seconds: float) -> str:
@@ -126,6 +127,8 @@ def _minutes(seconds: float) -> str:
 
 def _watch_status(v: WatchView) -> str:
     w, s = v.watch, v.step
+    if v.closed:
+        return ":white_check_mark: this phase held its gates and was promoted"
     if w.state in WATCH_STATE:
         return WATCH_STATE[w.state]
     if w.state == "rollback":
@@ -156,7 +159,7 @@ def _watch_status(v: WatchView) -> str:
 
 def _watch_buttons(v: WatchView) -> list[Block]:
     w = v.watch
-    if not w.active:
+    if not w.active or v.closed:
         return []
     elements: list[ButtonElement] = []
     if v.request_id and w.state == "promotable" and v.next_phase is not None:
@@ -191,7 +194,7 @@ def watch_message(v: WatchView) -> Message:
         )
     )
     if v.note:
-        blocks.append(section(inline(v.note, 1500)))
+        blocks.append(section(truncate(v.note, 1500)))
     c = v.comparison
     if c is not None and c.new is not None and c.old is not None:
         old = f"`{inline(c.old.replicaset, 120)}` (previous"

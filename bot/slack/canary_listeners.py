@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -108,7 +107,7 @@ async def stop_watch(svc: Services, body: dict[str, Any]) -> Watch | None:
     if not value.isascii() or not value.isdigit() or len(value) > 12:
         return None
     book = Watches(svc.store)
-    stopped = await asyncio.to_thread(book.stop, int(value), f"<@{user}>")
+    stopped = await asyncio.to_thread(book.stop, int(value), f"<@{inline(user, 40)}>")
     if stopped is None:
         return None
     log.info("canary watch %s of %s stopped by %s", stopped.id, stopped.target, user)
@@ -116,7 +115,7 @@ async def stop_watch(svc: Services, body: dict[str, Any]) -> Watch | None:
         config = svc.settings.canary
         view = WatchView(
             stopped,
-            phase_of(config, replace(stopped, state="watching").machine()),
+            phase_of(config, stopped.machine()),
             len(config.phases),
             None,
             None,

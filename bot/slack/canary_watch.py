@@ -28,6 +28,7 @@ from bot.models import Scope
 from bot.remediation.placement import AmbiguousTarget
 from bot.remediation.requests import Asked
 from bot.slack.canary_blocks import WatchView, watch_message
+from bot.slack.mrkdwn import inline
 from bot.slack.services import Services
 
 log = logging.getLogger("bot.canary")
@@ -123,15 +124,15 @@ async def _settle(svc: Services, w: Watch) -> tuple[Watch, str]:
         return w, ""
     if req.state != "done":
         return replace(w, request_id=None), ""
-    who = f"<@{req.requested_by}>" if req.requested_by else "policy"
+    who = f"<@{inline(req.requested_by, 40)}>" if req.requested_by else "policy"
+    outcome = inline(req.outcome or "", 600)
     if w.state == "rollback":
-        note = f"rolled back by {who}: {req.outcome or ''}".strip()
-        return replace(w, state="rolled_back", request_id=None), note
+        return replace(w, state="rolled_back", request_id=None), f"rolled back by {who}: {outcome}"
     if w.state != "promotable":
         return replace(w, request_id=None), ""
     config = svc.settings.canary
     before = phase_of(config, w.machine())
-    await _close_phase(svc, w, f"promoted by {who}: {req.outcome or ''}".strip())
+    await _close_phase(svc, w, f"promoted by {who}: {outcome}")
     after = promoted(config, w.machine())
     w = replace(w.moved_to(after), request_id=None, message_ts=None)
     return w, f"promoted from {before.name} by {who}"
@@ -143,10 +144,8 @@ async def _close_phase(svc: Services, w: Watch, note: str) -> None:
     if w.message_ts is None:
         return
     config = svc.settings.canary
-    done = replace(w, state="done")
-    view = WatchView(
-        done, phase_of(config, w.machine()), len(config.phases), None, None, None, note=note
-    )
+    phase = phase_of(config, w.machine())
+    view = WatchView(w, phase, len(config.phases), None, None, None, note=note, closed=True)
     await svc.outbox.update(w.channel, w.message_ts, watch_message(view))
 
 
@@ -187,7 +186,7 @@ async def _offer_rollback(svc: Services, w: Watch, reason: str) -> tuple[Watch, 
         return w, note
     policy = f"canary.auto_rollback_namespaces covers {w.namespace}"
     ran = await svc.remediation.execute_by_policy(w.request_id, policy)
-    return w, f"rolled back by policy ({policy})" if ran else note
+    return w, f"rolled back by policy ({inline(policy, 200)})" if ran else note
 
 
 async def _request(svc: Services, w: Watch, asked: Asked, reason: str) -> tuple[Watch, str]:
@@ -200,5 +199,5 @@ async def _request(svc: Services, w: Watch, asked: Asked, reason: str) -> tuple[
             origin={"canary_watch": w.id},
         )
     except (AmbiguousTarget, ConfigError) as exc:
-        return w, f"cannot offer {asked.kind} of {w.workload} here: {exc}"
+        return w, inline(f"cannot offer {asked.kind} of {w.workload} here: {exc}", 600)
     return replace(w, request_id=request_id), ""
