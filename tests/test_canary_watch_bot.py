@@ -239,6 +239,10 @@ def test_the_good_canary_is_promoted_phase_by_phase_and_survives_a_restart(
         assert f"Phase {number} of 3" in shown and "promoted by <@U123>" in shown, shown[:1500]
         assert "held its gates and was promoted" in shown
         assert "Promote" not in buttons(message)  # a finished phase offers nothing
+    last = json.dumps(world.phase_messages()[-1].blocks)
+    assert "Phase 3 of 3" in last and "canary complete" in last, last[:1500]
+    # at 100 % the previous revision serves no more: judged against its last numbers
+    assert "its last numbers before it stopped serving" in last, last[:1500]
     assert not world.deployment()["spec"].get("paused")
     assert until(lambda: world.serving_images() if len(world.serving_images()) == 1 else None, 30)
     watch = Watches(Store(world.db)).recent()[0]

@@ -28,6 +28,7 @@ from bot.remediation.actions import ACTIONS, ActionError
 from bot.remediation.actions.base import TARGET_KINDS
 from bot.remediation.placement import drain_held, may_hold
 from bot.simulator.kubernetes_api import ADMIN_TOKEN, KubernetesStandIn, RecordedRequest
+from bot.simulator.twin_canary import start_canary
 from bot.sources.kubernetes import KubeClient, KubernetesError
 
 RBAC = BASE / "rbac.yaml"
@@ -41,6 +42,8 @@ SCENARIOS: list[tuple[str, str, dict[str, Any]]] = [
     ("scale", "deployment/ml/keda-owned", {"replicas": 4}),
     ("rollback", "deployment/ml/llama", {}),
     ("rollback", "rollout/ml/mistral", {}),
+    ("promote", "deployment/ml/gemma", {"traffic_percent": 50}),
+    ("promote", "deployment/ml/gemma", {"traffic_percent": 100}),
     ("restart", "deployment/ml/llama", {}),
     ("restart", "statefulset/ml/qwen", {}),
     ("restart", "pod/ml/phi-a1b2c", {"wait_s": 0}),
@@ -132,6 +135,8 @@ def seed(fake: KubernetesStandIn) -> None:
     fake.add_deployment("ml", "keda-owned", "vllm:0.6.3", replicas=1)
     fake.add_scaled_object("ml", "keda-owned", "keda-owned", min=1, max=8)
     fake.add_rollout("ml", "mistral", "vllm:0.6.3", replicas=2, revisions=["vllm:0.6.1"])
+    fake.add_deployment("ml", "gemma", "vllm:0.6.3", replicas=4)  # a canary under way
+    assert start_canary(fake, "ml", "gemma", "vllm:0.7.0", replicas=1) is not None
     fake.add_node("gpu-1")
     fake.add_node("gpu-2")
     # the node's pods in two namespaces, and the kinds a drain leaves alone

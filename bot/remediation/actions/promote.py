@@ -150,8 +150,8 @@ class PromoteAction:
 
     async def plan(self, client: KubeClient, target: str, params: Mapping[str, Any]) -> Plan:
         t = _target(target)
-        percent = _percent(params)
         c = await find_canary(client, t)
+        percent = _percent(params)
         move = split(c.total, percent)
         warnings: list[str] = []
         if not move.resume and move.new == c.new.replicas:
