@@ -21,6 +21,23 @@ CLUSTER = "demo"
 VERIFY_AFTER_S = 90
 DIAGNOSIS_WINDOW = "30s"
 CLIENT_TIMEOUT_S = 15.0
+# A watched canary in minutes, not hours: the checklist's phases, shortened (a gate still
+# waits until its window is filled).
+DEMO_CANARY: dict[str, Any] = {
+    "window": "1m",
+    "rollback": {"window": "30s"},
+    "evaluate_every_s": 10,
+    "min_requests": 50,
+    "phases": [
+        {"name": n, "traffic_percent": p, "duration": "1m", "gates": gates}
+        for n, p, gates in (
+            ("canary", 5, ["error_rate", "ttft_p99", "tpot_p99", "gpu_memory_leak"]),
+            ("progressive-25", 25, ["error_rate", "ttft_p99", "tpot_p99", "gpu_memory_leak"]),
+            ("progressive-50", 50, ["error_rate", "ttft_p99", "tpot_p99", "throughput"]),
+            ("full", 100, ["error_rate", "ttft_p99", "tpot_p99", "throughput"]),
+        )
+    ],
+}
 ALERT_FOR = "1m"  # alerts fire after their condition held 1 m: the diagnosis then reads a
 # window of the fault alone, so what it measures (demand, say) is the fault's, not a blend
 
@@ -66,6 +83,7 @@ def bot_settings(
                 "kube_token": endpoints.kube_token,
             }
         ],
+        "canary": DEMO_CANARY,
         "policy": {
             "grants": [
                 {
