@@ -28,7 +28,13 @@ def test_the_template_has_argo_rollouts_shape(tmp_path: Path) -> None:
     assert [a["name"] for a in doc["spec"]["args"]] == ["canary-hash", "stable-hash"]
     metrics = {m["name"]: m for m in doc["spec"]["metrics"]}
     assert metrics["error-rate-max"]["successCondition"] == "result[0] <= 0.001"
-    assert metrics["ttft-p99-ratio"]["successCondition"] == "result[0] <= 1.1"
+    # a p99 is judged on enough requests: until then -1, neither success nor failure
+    assert metrics["ttft-p99-ratio"]["successCondition"] == "result[0] >= 0 && result[0] <= 1.1"
+    assert metrics["ttft-p99-ratio"]["failureCondition"] == "result[0] >= 0 && result[0] > 1.1"
+    assert "vllm:request_success_total" in metrics["ttft-p99-ratio"]["provider"]["prometheus"][
+        "query"
+    ] and metrics["ttft-p99-ratio"]["provider"]["prometheus"]["query"].endswith("vector(-1)")
+    assert "failureCondition" not in metrics["error-rate-max"]
     assert metrics["throughput-floor"]["successCondition"] == "result[0] >= 0.9"
     assert metrics["gpu-memory-leak-increase"]["successCondition"] == "result[0] <= 256"
     assert metrics["rollback-error-rate"]["failureCondition"] == "result[0] > 0.01"
@@ -45,6 +51,13 @@ def test_the_template_has_argo_rollouts_shape(tmp_path: Path) -> None:
             assert metric["initialDelay"] == "10m"  # never judged before the window fills
     assert metrics["rollback-error-rate"]["failureLimit"] == 0
     assert metrics["rollback-error-rate"]["interval"] == "30s"  # acted on within a minute
+
+
+def test_without_a_request_floor_a_p99_gate_is_plain() -> None:
+    doc = analysis_template(CanarySettings(min_requests=0), "inference", "llama")
+    (ratio,) = [m for m in doc["spec"]["metrics"] if m["name"] == "ttft-p99-ratio"]
+    assert ratio["successCondition"] == "result[0] <= 1.1" and "failureCondition" not in ratio
+    assert "vector(-1)" not in ratio["provider"]["prometheus"]["query"]
 
 
 def test_a_phase_narrows_the_gates() -> None:

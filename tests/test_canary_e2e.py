@@ -144,6 +144,14 @@ def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
     assert measured["error-rate-max"] > 0.001 and measured["tpot-p99-ratio"] > 1.1
     assert measured["gpu-memory-leak-increase"] > 256
     assert measured["rollback-error-rate"] > 0.01
+    # too few requests for a p99: the exported gate answers -1, which Argo records as
+    # inconclusive (neither its success nor its failure condition)
+    strict = CONFIG.model_copy(update={"min_requests": 10**9})
+    unjudged = exported_measurements(
+        stack, c.new.replicaset, c.old.replicaset, namespace, deployment, strict
+    )
+    assert unjudged["tpot-p99-ratio"] == -1 and unjudged["ttft-p99-ratio"] == -1
+    assert unjudged["error-rate-max"] > 0.001  # not a p99: judged as before
     # the bot's own rollback (what the proposal's button runs) resumes the paused rollout
     # onto the previous revision: one revision serves again
     ok, summary = act(twin, "rollback", f"deployment/{namespace}/{deployment}", {})
@@ -158,9 +166,14 @@ def test_a_bad_canary_fails_its_gates_with_both_numbers_and_trips_rollback(
 
 
 def exported_measurements(
-    stack: FleetStack, new: str, old: str, namespace: str, name: str
+    stack: FleetStack,
+    new: str,
+    old: str,
+    namespace: str,
+    name: str,
+    config: CanarySettings = CONFIG,
 ) -> dict[str, float]:
-    template = analysis_template(CONFIG, namespace, name, prometheus_url=stack.prometheus.url)
+    template = analysis_template(config, namespace, name, prometheus_url=stack.prometheus.url)
     out = {}
     for metric in template["spec"]["metrics"]:
         query = metric["provider"]["prometheus"]["query"]

@@ -7,6 +7,11 @@ one metric with a ``successCondition``, first measured once the gate's window ha
 (``initialDelay``: never judged on a window the data does not fill); each rollback
 trigger is one metric over the short window with a ``failureCondition`` and no failure
 allowed, measured every ``evaluate_every_s`` so the rollout aborts within a minute.
+
+A p99 gate is judged only once each revision served ``min_requests`` in the window; until
+then its query answers ``-1`` (:data:`TOO_FEW`), which neither its success nor its failure
+condition accepts: Argo records the measurement *inconclusive* and the rollout waits for a
+person, instead of passing or failing on a handful of requests.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from bot.canary.gates import QUANTILES
 from bot.canary.queries import CanaryQueries
 from bot.config import CanaryGate, CanarySettings
 from bot.diagnosis.checks.base import CheckContext
@@ -25,6 +31,7 @@ from bot.sources.prometheus import Sample
 API_VERSION = "argoproj.io/v1alpha1"
 NEW, OLD = "CANARYREPLICASET", "STABLEREPLICASET"  # stand-ins replaced by the Rollout's args
 GATE_FAILURE_LIMIT = 2  # a gate may miss twice (noise); a third miss aborts
+TOO_FEW = -1  # a p99 gate's answer while too few requests were served to judge it
 
 
 class _NoMetrics:
@@ -48,6 +55,13 @@ def _metric_query(q: CanaryQueries, metric: str, revisions: Sequence[str], windo
         "gpu_memory_leak": q.gpu_memory_trend,
     }[metric]
     return f"sum({build(revisions, window)})"
+
+
+def _enough_requests(q: CanaryQueries, query: str, window: str, least: int) -> str:
+    """``query`` while each revision served ``least`` requests in the window, else -1."""
+    served = [f"sum({q.requests([rs], window)}) >= {least}" for rs in (NEW, OLD)]
+    enough = " and on () ".join(f"({s})" for s in served)
+    return f"(({query}) and on () {enough}) or on () vector({TOO_FEW})"
 
 
 def _bounds(gate: CanaryGate) -> list[tuple[str, str, float]]:
@@ -88,19 +102,24 @@ def analysis_template(
             continue
         new = _metric_query(q, gate.metric, [NEW], window)
         old = _metric_query(q, gate.metric, [OLD], window)
+        judged = gate.metric in QUANTILES and config.min_requests > 0
         for suffix, how, bound in _bounds(gate):
             query = {"new": new, "ratio": f"{new} / {old}", "difference": f"{new} - {old}"}[how]
             op = ">=" if suffix == "floor" else "<="
-            metrics.append(
-                {
-                    "name": f"{gate.metric.replace('_', '-')}-{suffix}",
-                    "initialDelay": window,
-                    "interval": interval,
-                    "failureLimit": GATE_FAILURE_LIMIT,
-                    "successCondition": f"result[0] {op} {bound:g}",
-                    "provider": prometheus(query),
-                }
-            )
+            measured: dict[str, Any] = {
+                "name": f"{gate.metric.replace('_', '-')}-{suffix}",
+                "initialDelay": window,
+                "interval": interval,
+                "failureLimit": GATE_FAILURE_LIMIT,
+                "successCondition": f"result[0] {op} {bound:g}",
+            }
+            if judged:
+                query = _enough_requests(q, query, window, config.min_requests)
+                miss = "<" if suffix == "floor" else ">"
+                measured["successCondition"] = f"result[0] >= 0 && result[0] {op} {bound:g}"
+                measured["failureCondition"] = f"result[0] >= 0 && result[0] {miss} {bound:g}"
+            measured["provider"] = prometheus(query)
+            metrics.append(measured)
     short, rb = config.rollback.window, config.rollback
     triggers = (
         ("error_rate", rb.error_rate),
