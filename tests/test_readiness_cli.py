@@ -14,9 +14,12 @@ import pytest
 import yaml
 from fleet_stack import eventually
 from readiness_stack import ReadinessStack, readiness_stack, record_rollback
+from sqlalchemy import update
 
+from bot.canary.watches import Watches
 from bot.cli import main
 from bot.remediation.audit import AuditLog
+from bot.store import CanaryWatchRow, Store
 
 pytestmark = [pytest.mark.prometheus]
 
@@ -46,7 +49,9 @@ def config(stack: ReadinessStack, tmp_path: Path) -> str:
     return str(path)
 
 
-def scorecard(config: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+def scorecard(
+    config: str, capsys: pytest.CaptureFixture[str], *scope: str
+) -> tuple[int, dict[str, Any]]:
     code = main(
         [
             "--config",
@@ -58,6 +63,7 @@ def scorecard(config: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dic
             "10s",
             "--lookback",
             "20s",
+            *scope,
         ]
     )
     return code, json.loads(capsys.readouterr().out)
@@ -127,3 +133,75 @@ def test_the_table_names_the_verdict(config: str, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert code == 1
     assert "critical pass" in out and "not ready" in out and "on_call_rotation" in out
+
+
+def test_a_canary_watch_in_the_database_passes_the_canary_item(
+    stack: ReadinessStack, config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def canary(*scope: str) -> dict[str, Any]:
+        _, doc = scorecard(config, capsys, *scope)
+        item: dict[str, Any] = next(i for i in doc["items"] if i["id"] == "canary_pipeline")
+        return item
+
+    def fails() -> dict[str, Any]:
+        item = canary()
+        assert item["status"] == "fail", item
+        return item
+
+    database = yaml.safe_load(Path(config).read_text())["database_url"]
+    book = Watches(Store(database))
+    stack.evidence.set("canary", False)  # no Argo Rollout: only a watch can pass it
+    try:
+        item = eventually(fails, timeout_s=30)
+        assert item["evidence"][1] == "no Argo Rollout with a canary or blue-green strategy"
+        assert item["evidence"][0].startswith("no canary watch active or finished since ")
+        watch, _ = book.start("inference/llama", None, "C1", "U1")
+        assert watch.created_at is not None
+        item = canary()
+        assert item["status"] == "pass" and item["how"].endswith("; found a canary watch"), item
+        assert item["evidence"] == [
+            f"canary watch #{watch.id} of inference/llama, watching since "
+            f"{watch.created_at:%Y-%m-%d}",
+            "no Argo Rollout with a canary or blue-green strategy",
+        ]
+        assert canary("--scope", "namespace=elsewhere")["status"] == "fail"
+        stopped = book.stop(watch.id, "ada")
+        assert stopped is not None and stopped.updated_at is not None
+        item = canary()
+        assert item["status"] == "pass", item
+        assert item["evidence"][0] == (
+            f"canary watch #{watch.id} of inference/llama, stopped {stopped.updated_at:%Y-%m-%d}"
+        )
+        with book.store.session() as s, s.begin():  # it ended before the 30 days' lookback
+            s.execute(
+                update(CanaryWatchRow).values(updated_at=datetime.now(UTC) - timedelta(days=31))
+            )
+        fails()
+    finally:
+        stack.evidence.set("canary", True)
+        book.store.engine.dispose()
+
+    def passes_on_the_rollout() -> None:  # the next test finds the fleet whole
+        item = canary()
+        assert item["status"] == "pass" and item["evidence"][0].startswith("Rollouts: "), item
+
+    eventually(passes_on_the_rollout, timeout_s=30)
+
+
+def test_without_the_database_the_canary_item_is_decided_on_kubernetes(
+    stack: ReadinessStack, config: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    settings = yaml.safe_load(Path(config).read_text())
+    settings["database_url"] = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}"
+    Path(config).write_text(yaml.safe_dump(settings))
+
+    def passes() -> dict[str, Any]:
+        _, doc = scorecard(config, capsys)
+        item: dict[str, Any] = next(i for i in doc["items"] if i["id"] == "canary_pipeline")
+        assert item["status"] == "pass", item
+        return item
+
+    item = eventually(passes, timeout_s=30)  # the Rollout is back from the test before
+    assert item["how"].startswith("measured (Kubernetes):")
+    assert item["evidence"][0].startswith("Rollouts: ")
+    assert item["evidence"][1].startswith("canary watches not readable: OperationalError")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.canary.watches import Watches
 from bot.diagnosis.yaml_source import RunbookError
 from bot.models import Scope
 from bot.readiness import decide
@@ -15,6 +16,7 @@ from bot.readiness.evidence import (
     Attestation,
     CacheConfigs,
     Canaries,
+    CanaryWatch,
     Capacity,
     Cluster,
     Missing,
@@ -23,10 +25,11 @@ from bot.readiness.evidence import (
     ServingPod,
     Targets,
 )
-from bot.readiness.gather import rollbacks
+from bot.readiness.gather import canary_watches, rollbacks
 from bot.readiness.items import load_items
 from bot.readiness.scorecard import as_json, assemble
 from bot.remediation.audit import AuditLog
+from bot.store import Store
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -165,10 +168,109 @@ def test_rollback_duration_and_lookback() -> None:
     assert decide.rollback(kinds.Rollback(kind="rollback"), (unfinished,), NOW).status == "fail"
 
 
-def test_canary() -> None:
-    rule = kinds.CanaryPipeline(kind="canary")
-    assert decide.canary(rule, Canaries((("ns/a", "canary"),))).status == "pass"
-    assert decide.canary(rule, Canaries(())).status == "fail"
+CANARY = kinds.CanaryPipeline(kind="canary")  # lookback_days 30
+ROLLOUT = Canaries((("inference/llama", "canary"),))
+
+
+def watch(
+    n: int, state: str = "done", ended: datetime | None = NOW - timedelta(days=2)
+) -> CanaryWatch:
+    active = state in ("watching", "promotable", "rollback")
+    started = NOW - timedelta(days=60 if ended is None else 3)
+    return CanaryWatch(
+        n, "inference/llama", None, state, active, started, None if active else ended
+    )
+
+
+def test_canary_passes_on_a_watch_alone() -> None:
+    d = decide.canary(CANARY, Canaries(()), (watch(3, ended=NOW),), NOW)
+    assert d.status == "pass"
+    assert d.how.endswith("; found a canary watch")
+    assert d.evidence == (
+        "canary watch #3 of inference/llama, done 2026-11-30",
+        "no Argo Rollout with a canary or blue-green strategy",
+    )
+    active = decide.canary(CANARY, Canaries(()), (watch(4, "watching", ended=None),), NOW)
+    assert (active.status, active.evidence[0]) == (
+        "pass",
+        "canary watch #4 of inference/llama, watching since 2026-10-01",
+    )
+
+
+def test_canary_passes_on_a_rollout_alone() -> None:
+    d = decide.canary(CANARY, ROLLOUT, (), NOW)
+    assert d.status == "pass" and d.how.endswith("; found an Argo Rollout")
+    assert d.evidence == (
+        "Rollouts: inference/llama (canary)",
+        "no canary watch active or finished since 2026-10-31",
+    )
+    both = decide.canary(CANARY, ROLLOUT, (watch(1, "rolled_back"),), NOW)
+    assert both.how.endswith("; found a canary watch and an Argo Rollout")
+    assert both.evidence == (
+        "canary watch #1 of inference/llama, rolled back 2026-11-28",
+        "Rollouts: inference/llama (canary)",
+    )
+
+
+def test_canary_fails_with_neither_and_an_old_watch_is_not_counted() -> None:
+    old = watch(2, "stopped", ended=NOW - timedelta(days=31))
+    d = decide.canary(CANARY, Canaries(()), (old,), NOW)
+    assert d.status == "fail" and "found" not in d.how
+    assert d.evidence == (
+        "no canary watch active or finished since 2026-10-31",
+        "no Argo Rollout with a canary or blue-green strategy",
+    )
+    longer = kinds.CanaryPipeline(kind="canary", lookback_days=45)
+    assert decide.canary(longer, Canaries(()), (old,), NOW).status == "pass"
+    shown = decide.canary(CANARY, Canaries(()), [watch(n) for n in range(5, 0, -1)], NOW)
+    assert shown.evidence[3] == "and 2 more canary watches"
+
+
+def test_canary_is_unknown_only_when_neither_source_is_read() -> None:
+    kube, database = Missing("Kubernetes not configured"), Missing("no database")
+    d = decide.canary(CANARY, kube, database, NOW)
+    assert (d.status, d.evidence) == ("unknown", ("Kubernetes not configured", "no database"))
+    # one source read: decided on it, and the other said unread
+    d = decide.canary(CANARY, ROLLOUT, database, NOW)
+    assert d.status == "pass" and d.how.startswith("measured (Kubernetes):")
+    assert d.evidence == ("Rollouts: inference/llama (canary)", "no database")
+    d = decide.canary(CANARY, Canaries(()), database, NOW)
+    assert (d.status, d.evidence[-1]) == ("fail", "no database")
+    d = decide.canary(CANARY, kube, (watch(3),), NOW)
+    assert d.status == "pass" and d.how.startswith("measured (canary watches):")
+    assert d.evidence[-1] == "Argo Rollouts not read (Kubernetes not configured)"
+    assert decide.canary(CANARY, kube, (), NOW).status == "fail"
+
+
+def test_canary_watches_are_read_in_the_scopes_cluster_and_namespace(tmp_path: Path) -> None:
+    book = Watches(Store(f"sqlite:///{tmp_path / 'bot.db'}"))
+    first, _ = book.start("inference/llama", None, "C1", "U1")
+    book.start("inference/qwen", "prod", "C1", "U1")
+    book.start("ml/llama", "prod", "C1", "U1")
+    book.stop(first.id, "ada")
+    everywhere = canary_watches(book, Scope())
+    assert not isinstance(everywhere, Missing)
+    assert [(w.target, w.active) for w in everywhere] == [
+        ("ml/llama", True),
+        ("inference/qwen", True),
+        ("inference/llama", False),
+    ]
+    stopped = everywhere[-1]
+    assert stopped.state == "stopped" and stopped.finished is not None
+    assert stopped.finished.tzinfo is not None
+    scoped = canary_watches(book, Scope(cluster="prod", labels={"namespace": "inference"}))
+    assert not isinstance(scoped, Missing)
+    assert [w.target for w in scoped] == ["inference/qwen"]
+    assert canary_watches(book, Scope(cluster="staging")) == ()
+
+
+def test_unreadable_canary_watches_are_missing(tmp_path: Path) -> None:
+    book = Watches(Store(f"sqlite:///{tmp_path / 'bot.db'}"))
+    (tmp_path / "bot.db").unlink()
+    (tmp_path / "bot.db").mkdir()  # the database file gone: the read fails
+    book.store.engine.dispose()
+    read = canary_watches(book, Scope())
+    assert isinstance(read, Missing) and read.reason.startswith("canary watches not readable:")
 
 
 def test_attestations_expire() -> None:

@@ -53,6 +53,11 @@ def test_exported_gpu_labels_and_no_kubernetes(exported: FleetStack) -> None:
     assert "GPU busy" in headroom.evidence[1]
     scrape = got["metrics_collection"]
     assert scrape.status == "pass" and "judged on up alone" in scrape.evidence[0], scrape
-    for item in ("multi_zone", "max_model_len_explicit", "canary_pipeline"):
+    for item in ("multi_zone", "max_model_len_explicit"):
         assert (got[item].status, got[item].evidence) == ("unknown", ("Kubernetes not configured",))
+    canary = got["canary_pipeline"]  # nor the database, where the canary watches are
+    assert (canary.status, canary.evidence) == (
+        "unknown",
+        ("Kubernetes not configured", "canary watches not read: no database given"),
+    )
     assert got["rollback_tested"].evidence == ("no database",)

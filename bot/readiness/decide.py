@@ -15,6 +15,7 @@ from bot.readiness.evidence import (
     Attestation,
     CacheConfigs,
     Canaries,
+    CanaryWatch,
     Capacity,
     Cluster,
     Missing,
@@ -26,6 +27,7 @@ from bot.readiness.evidence import (
 
 ItemStatus = Literal["pass", "fail", "unknown", "attested"]
 SHOWN = 5  # offenders named in the evidence; the rest are counted
+WATCHES_SHOWN = 3  # canary watches named in the evidence, active ones first
 
 
 @dataclass(frozen=True)
@@ -279,14 +281,63 @@ def rollback(
     return Decision("pass" if ok else "fail", how, tuple(facts))
 
 
-def canary(rule: rules.CanaryPipeline, ev: Canaries | Missing) -> Decision:
-    how = "measured (Kubernetes): an Argo Rollout with a canary or blue-green strategy"
-    if isinstance(ev, Missing):
-        return _unknown(how, ev)
-    if not ev.rollouts:
-        return Decision("fail", how, ("no Argo Rollout with a canary or blue-green strategy",))
-    shown = [f"{name} ({strategy})" for name, strategy in ev.rollouts]
-    return Decision("pass", how, (f"Rollouts: {_names(shown)}",))
+def _counts(watch: CanaryWatch, since: datetime) -> bool:
+    """Active, or finished since ``since``."""
+    ended = watch.finished or watch.started
+    return watch.active or (ended is not None and ended >= since)
+
+
+def _watch_fact(watch: CanaryWatch) -> str:
+    where = f" in {watch.cluster}" if watch.cluster else ""
+    when = watch.started if watch.active else watch.finished
+    at = f"{' since' if watch.active else ''} {when:%Y-%m-%d}" if when else ""
+    return f"canary watch #{watch.id} of {watch.target}{where}, {watch.state.replace('_', ' ')}{at}"
+
+
+def canary(
+    rule: rules.CanaryPipeline,
+    rollouts: Canaries | Missing,
+    watches: Sequence[CanaryWatch] | Missing,
+    now: datetime,
+) -> Decision:
+    """Either source is enough to pass. One that could not be read is said so; the item
+    is unknown only when neither could be."""
+    sources = (("Kubernetes", rollouts), ("canary watches", watches))
+    read = [name for name, ev in sources if not isinstance(ev, Missing)]
+    how = (
+        f"measured ({' and '.join(read or [name for name, _ in sources])}): an Argo Rollout "
+        "with a canary or blue-green strategy, or a canary watch active or finished in the "
+        f"last {rule.lookback_days} days"
+    )
+    if isinstance(rollouts, Missing) and isinstance(watches, Missing):
+        return Decision("unknown", how, (rollouts.reason, watches.reason))
+    found: list[str] = []  # what passes it
+    facts: list[str] = []  # the facts of what was found
+    absent: list[str] = []  # what was looked for and not found
+    unread: list[str] = []  # the source that could not be read
+    since = now - timedelta(days=rule.lookback_days)
+    if isinstance(watches, Missing):
+        unread.append(watches.reason)
+    else:
+        counted = [w for w in watches if _counts(w, since)]
+        if counted:
+            found.append("a canary watch")
+            facts.extend(_watch_fact(w) for w in counted[:WATCHES_SHOWN])
+            if len(counted) > WATCHES_SHOWN:
+                facts.append(f"and {len(counted) - WATCHES_SHOWN} more canary watches")
+        else:
+            absent.append(f"no canary watch active or finished since {since:%Y-%m-%d}")
+    if isinstance(rollouts, Missing):
+        unread.append(f"Argo Rollouts not read ({rollouts.reason})")
+    elif rollouts.rollouts:
+        found.append("an Argo Rollout")
+        shown = [f"{name} ({strategy})" for name, strategy in rollouts.rollouts]
+        facts.append(f"Rollouts: {_names(shown)}")
+    else:
+        absent.append("no Argo Rollout with a canary or blue-green strategy")
+    if found:
+        how += f"; found {' and '.join(found)}"
+    return Decision("pass" if found else "fail", how, (*facts, *absent, *unread))
 
 
 def attested(rule: rules.Attest, attestation: Attestation | None, now: datetime) -> Decision:

@@ -78,7 +78,22 @@ class RollbackRun:
 
 @dataclass(frozen=True)
 class Canaries:
+    """Argo Rollouts with a canary or blue-green strategy, from the Kubernetes API."""
+
     rollouts: tuple[tuple[str, str], ...]  # (namespace/name, strategy)
+
+
+@dataclass(frozen=True)
+class CanaryWatch:
+    """One of the bot's canary watches, from its database."""
+
+    id: int
+    target: str  # NS/DEPLOYMENT
+    cluster: str | None
+    state: str  # watching, promotable, rollback; done, rolled_back, stopped
+    active: bool
+    started: datetime | None
+    finished: datetime | None  # when it ended; None while active
 
 
 @dataclass(frozen=True)

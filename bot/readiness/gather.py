@@ -1,6 +1,6 @@
-"""Reading the evidence: Prometheus, the Kubernetes API, the audit log. One function a
-source; each returns plain evidence or ``Missing`` with the reason, never raises for an
-unreachable source (the item is then unknown)."""
+"""Reading the evidence: Prometheus, the Kubernetes API, the audit log, the canary
+watches. One function a source; each returns plain evidence or ``Missing`` with the
+reason, never raises for an unreachable source (the item is then unknown)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.canary.watches import Watch
 from bot.diagnosis.metric_names import CACHE_CONFIG, GPU_UTIL, REQUEST_SUCCESS, RUNNING, WAITING
 from bot.diagnosis.promql import cluster_matchers, dcgm, quote, vllm, window_seconds
 from bot.models import Scope
 from bot.readiness.evidence import (
     CacheConfigs,
     Canaries,
+    CanaryWatch,
     Capacity,
     Cluster,
     Missing,
@@ -32,6 +36,7 @@ GMU, PREFIX = "gpu_memory_utilization", "enable_prefix_caching"
 ROLLBACK_KIND = "rollback"
 NOT_ABORT = 'finished_reason!="abort"'  # served: what aborts took is not capacity
 MAX_STEPS = 2000  # points of the demand subquery over the lookback
+WATCHES_READ = 500  # the newest canary watches read (the active ones always are)
 
 
 class PrometheusAPI(Protocol):
@@ -48,6 +53,14 @@ class KubeAPI(Protocol):
         labels: Any = None,
         fields: Any = None,
     ) -> list[Obj]: ...
+
+
+class WatchesAPI(Protocol):
+    """The bot's canary watches (``bot.canary.watches.Watches``)."""
+
+    def active(self) -> list[Watch]: ...
+
+    def recent(self, limit: int = 50) -> list[Watch]: ...
 
 
 def _one(rows: list[Sample]) -> float | None:
@@ -260,3 +273,29 @@ def rollbacks(audit: AuditLog, since: datetime, scope: Scope) -> tuple[RollbackR
             )
         )
     return tuple(sorted(runs, key=lambda r: r.started))
+
+
+def canary_watches(watches: WatchesAPI, scope: Scope) -> tuple[CanaryWatch, ...] | Missing:
+    """The canary watches in the scope's cluster and namespace (when it names them),
+    active ones first, then the newest."""
+    try:
+        read = {w.id: w for w in [*watches.recent(WATCHES_READ), *watches.active()]}
+    except (SQLAlchemyError, OSError) as exc:
+        first = str(exc).splitlines()[:1] or [type(exc).__name__]
+        return Missing(f"canary watches not readable: {first[0]}")
+    namespace = scope.labels.get("namespace")
+    found = [
+        CanaryWatch(
+            id=w.id,
+            target=w.target,
+            cluster=w.cluster,
+            state=w.state,
+            active=w.active,
+            started=w.created_at,
+            finished=None if w.active else (w.updated_at or w.created_at),
+        )
+        for w in read.values()
+        if not (namespace and w.namespace != namespace)
+        and not (scope.cluster and w.cluster != scope.cluster)
+    ]
+    return tuple(sorted(found, key=lambda w: (not w.active, -w.id)))

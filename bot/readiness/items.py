@@ -96,9 +96,11 @@ class Rollback(_Strict):
 
 
 class CanaryPipeline(_Strict):
-    """A canary strategy exists: an Argo Rollout with a canary or blue-green strategy."""
+    """A canary pipeline exists: an Argo Rollout with a canary or blue-green strategy, or
+    one of the bot's canary watches, active or finished within ``lookback_days``."""
 
     kind: Literal["canary"]
+    lookback_days: int = Field(30, ge=1)  # a finished canary watch counts this long
 
 
 Measure = Annotated[

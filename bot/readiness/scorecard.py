@@ -23,6 +23,7 @@ from bot.readiness.items import Item
 from bot.remediation.audit import AuditLog
 
 T = TypeVar("T")
+NO_WATCHES = Missing("canary watches not read: no database given")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Sources:
     kube: gather.KubeAPI | Missing
     audit: AuditLog | Missing
     runbooks: frozenset[str] | Missing
+    watches: gather.WatchesAPI | Missing = NO_WATCHES  # the bot's canary watches
     window: str | None = None  # overrides the items' rate window
     lookback: str | None = None  # overrides the capacity item's lookback
     _reads: dict[tuple[Any, ...], asyncio.Task[Any]] = field(default_factory=dict)
@@ -176,9 +178,14 @@ async def _measure(rule: kinds.Measure, src: Sources, now: datetime) -> Decision
             runs = audit if isinstance(audit, Missing) else gather.rollbacks(audit, since, scope)
             return decide.rollback(rule, runs, now)
         case kinds.CanaryPipeline():
-            if isinstance(kube, Missing):
-                return decide.canary(rule, kube)
-            return decide.canary(rule, await gather.canaries(kube, namespace))
+            rollouts = kube if isinstance(kube, Missing) else await gather.canaries(kube, namespace)
+            book = src.watches  # a database read, off the event loop
+            watches = (
+                book
+                if isinstance(book, Missing)
+                else await asyncio.to_thread(gather.canary_watches, book, scope)
+            )
+            return decide.canary(rule, rollouts, watches, now)
     raise AssertionError(f"no decision for {rule!r}")  # pragma: no cover
 
 
