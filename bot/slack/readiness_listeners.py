@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.canary.watches import Watches
 from bot.diagnosis.yaml_source import RunbookError
 from bot.models import Scope
 from bot.readiness.attestations import LINK, AttestError, attest, current, validate
@@ -44,7 +45,8 @@ async def readiness_reply(svc: Services, scope: Scope) -> Message:
         items = list(_items(svc).values())
     except RunbookError as exc:
         return usage_error(f"the readiness items do not load: {str(exc).splitlines()[0]}")
-    async with open_sources(svc.settings, scope, audit=svc.audit) as sources:
+    watches = Watches(svc.store)  # the bot's own database, not one opened per scorecard
+    async with open_sources(svc.settings, scope, audit=svc.audit, watches=watches) as sources:
         card = await evaluate(items, sources, current(svc.audit), datetime.now(UTC))
     return readiness_message(card, scope)
 
