@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from bot.config import Settings
 from bot.diagnosis.engine import DiagnosisOptions, diagnose
@@ -376,6 +376,15 @@ class Remediation:
             if ref:
                 await asyncio.to_thread(self.store.note, req.id, approval_ref=ref)
             return
+        if await self._run_now(req, actor, plan_text, params) == "lost":
+            await self._lost(req.id, actor)
+
+    async def _run_now(
+        self, req: ActionRequest, actor: Actor, plan_text: str, params: dict[str, Any]
+    ) -> Literal["lost", "unaudited", "ran"]:
+        """Claim an offered request for ``actor``, audit it, run it: "lost" when another
+        click claimed it first, "unaudited" when the audit log could not record it (a
+        request nobody can trace never runs; it is marked failed)."""
         if not await asyncio.to_thread(
             self.store.transition,
             req.id,
@@ -384,8 +393,7 @@ class Remediation:
             requested_by=actor.id,
             params=params,
         ):
-            await self._lost(req.id, actor)
-            return
+            return "lost"
         try:
             await asyncio.to_thread(self._audit, "requested", req, actor, plan=plan_text)
         except Exception:  # an unrecorded request must not run
@@ -397,8 +405,9 @@ class Remediation:
                 "failed",
                 outcome="audit log unavailable",
             )
-            return
+            return "unaudited"
         await self._execute(req.id, actor)
+        return "ran"
 
     async def execute_by_policy(self, request_id: str, policy: str) -> bool:
         """Run an offered request with no person's confirmation, because configuration
@@ -414,25 +423,8 @@ class Remediation:
             outcome = f"{policy}: the plan failed: {exc}"
             await asyncio.to_thread(self._audit, "denied", req, BOT, outcome=outcome)
             return False
-        if not await asyncio.to_thread(
-            self.store.transition, req.id, ("offered",), "executing", requested_by=BOT.id
-        ):
-            return False
         plan_text = "; ".join([plan.summary, *plan.changes, f"by policy: {policy}"])
-        try:
-            await asyncio.to_thread(self._audit, "requested", req, BOT, plan=plan_text)
-        except Exception:  # an unrecorded request must not run
-            log.exception("cannot audit request %s; not executing it", req.id)
-            await asyncio.to_thread(
-                self.store.transition,
-                req.id,
-                ("executing",),
-                "failed",
-                outcome="audit log unavailable",
-            )
-            return False
-        await self._execute(req.id, BOT)
-        return True
+        return await self._run_now(req, BOT, plan_text, dict(req.params)) == "ran"
 
     async def _lost(self, request_id: str, actor: Actor) -> None:
         """Another click won the race: say what it did."""
