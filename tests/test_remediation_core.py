@@ -176,3 +176,54 @@ def test_a_recommendation_never_acts_outside_the_cluster_of_its_evidence(tmp_pat
     assert {r.request_id for r in denied} == {wrong, unconfigured}
     assert all("evidence" in r.outcome for r in denied)
     assert {r.origin.get("evidence_cluster") for r in denied} == {"b", "west"}
+
+
+class BrokenAudit(AuditLog):
+    """An audit log whose database refuses writes (full disk, lost connection)."""
+
+    def append(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        raise OSError("disk full")
+
+
+@pytest.mark.parametrize("by_policy", [False, True])
+def test_a_request_the_audit_log_cannot_record_never_runs(
+    tmp_path: Path, kube: KubernetesStandIn, by_policy: bool
+) -> None:
+    recorder = Recorder()
+    remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
+    remediation.audit = BrokenAudit(f"sqlite:///{tmp_path / 's.db'}")
+    asked = Asked("scale", "deployment/ml/llama", {"replicas": 4})
+    request_id = asyncio.run(remediation.offer(asked, reason="test"))
+    if by_policy:
+        assert not asyncio.run(remediation.execute_by_policy(request_id, "a test policy"))
+    else:
+        asyncio.run(remediation.confirm(request_id, Actor("U1", "alice"), {}))
+    req = remediation.store.action_request(request_id)
+    assert req is not None and (req.state, req.outcome) == ("failed", "audit log unavailable")
+    deployment = kube.get("deployments", "ml", "llama")
+    assert deployment is not None and deployment["spec"]["replicas"] == 2
+    assert not [e for e in recorder.events if isinstance(e, Started)]
+
+
+def test_a_policy_runs_an_offered_request_as_the_bot_and_says_why(
+    tmp_path: Path, kube: KubernetesStandIn
+) -> None:
+    recorder = Recorder()
+    remediation = core(f"sqlite:///{tmp_path / 's.db'}", kube, recorder)
+    asked = Asked("scale", "deployment/ml/llama", {"replicas": 3})
+    request_id = asyncio.run(remediation.offer(asked, reason="test"))
+    assert asyncio.run(remediation.execute_by_policy(request_id, "canary policy X"))
+    assert not asyncio.run(remediation.execute_by_policy(request_id, "canary policy X"))  # once
+    deployment = kube.get("deployments", "ml", "llama")
+    assert deployment is not None and deployment["spec"]["replicas"] == 3
+    events = remediation.audit.for_request(request_id)
+    requested = next(e for e in events if e.event == "requested")
+    assert requested.actor_name == "vllm-chatops" and "by policy: canary policy X" in requested.plan
+    assert [e.event for e in events][-1] == "executed"
+    # a plan that fails never runs: it is recorded as denied, and nothing changes
+    gone = asyncio.run(
+        remediation.offer(Asked("scale", "deployment/ml/absent", {"replicas": 1}), reason="t")
+    )
+    assert not asyncio.run(remediation.execute_by_policy(gone, "canary policy X"))
+    assert [e.event for e in remediation.audit.for_request(gone)] == ["denied"]
+    assert remediation.store.action_request(gone).state == "offered"  # type: ignore[union-attr]
