@@ -64,8 +64,14 @@ class Leadership:
     ) -> Callable[..., Coroutine[Any, Any, None]]:
         @functools.wraps(job)  # the job keeps its name (in logs and the overrun metric)
         async def run(*args: Any) -> None:
-            if self.leading:
+            if not self.leading:
+                return
+            try:
                 await job(*args)
+            except asyncio.CancelledError:
+                # the scheduler shutting down cancels a run in progress: its work is in
+                # the database and the next leader picks it up, so this is no error
+                log.info("%s stopped mid-run by the shutdown", job.__name__)
 
         return run
 
