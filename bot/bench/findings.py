@@ -30,4 +30,27 @@ FINDINGS: tuple[str, ...] = (
     "query against a local Prometheus, where aiohttp needs 1.1 ms and 0.3 ms. On a small "
     "fleet that is most of a diagnosis's own time, and it is why the ratio to the slowest "
     "query stays far above the goal at 4 replicas. httpx is the project's chosen client.",
+    "Where a 4-replica `high_latency` diagnosis (about 70 ms) goes, traced query by "
+    "query: label detection is one round trip before anything else (7-12 ms); then nine "
+    "queries leave within 10 ms of each other (building and sending each costs the "
+    "client about 1.5 ms of CPU) and finish 25-65 ms later, because Prometheus evaluates "
+    "them side by side on the same two cores (each takes 8-12 ms alone). The diagnosis is "
+    "bounded by the sum of its queries' work divided by the cores, not by its slowest "
+    "query: on this machine no concurrency reaches 1.25 x with nine queries, only fewer "
+    "or cheaper ones would.",
+    "Button and modal acknowledgements (50 at once, Prometheus 5 s late) waited on the "
+    "remediation flow reading and writing the store on the event loop, on SQLite commits "
+    "serialised in rollback-journal mode, and on a Kubernetes client that loaded the "
+    "system CA bundle for a plain-http API server (about 54 ms under load). The flow's "
+    "store and audit calls now run in a thread, a SQLite file runs in WAL mode with "
+    "synchronous=NORMAL, and a plain-http client loads no CA certificates: in a run on a "
+    "busy machine button p99 went from 339 to 233 ms and modal p99 from 770 to 389 ms "
+    "(median of three runs each), still short of 100 ms under that load.",
+    "Memory over the soak is not a leak. It grows in three bounded ways. First, "
+    "collectable exception tracebacks wait for Python's rare full collection (diagnoses "
+    "against an unreachable Prometheus, about 1,300 tracebacks a renewal; gone after "
+    "gc.collect()). Second, SQLite's prepared-statement caches (0.6 to 1.6 MB over six "
+    "connections, levelling off). Third, freed memory the C heap keeps (1.4 to 4.4 MiB; "
+    "malloc_trim gives 2.4 MiB back and it refills within 20 s). The intake, outbox and "
+    "pace structures stay bounded.",
 )
