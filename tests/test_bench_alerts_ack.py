@@ -10,6 +10,7 @@ from fleet_stack import require_binary
 from bot.bench import ack, alerts
 from bot.bench.options import BenchOptions
 from bot.bench.report import Section
+from bot.console.incoming_webhooks import WebhookPost
 from bot.simulator.alertmanager_runner import find_alertmanager
 from bot.simulator.prometheus_runner import find_prometheus
 
@@ -55,3 +56,12 @@ def test_ack_section(tmp_path: Path) -> None:
     for figure in section.figures:
         assert figure.ratio is not None and figure.met is not None
         assert "Prometheus answering at once" in figure.versus
+
+
+def test_each_alert_reads_only_what_arrived_after_it() -> None:
+    posts = [
+        WebhookPost("/services/T/B/S", {"text": str(i)}, at) for i, at in enumerate([1, 2, 2, 5])
+    ]
+    assert [p.body["text"] for p in alerts.since_then(posts, 2.0)] == ["1", "2", "3"]
+    assert alerts.since_then(posts, 6.0) == []
+    assert alerts.since_then(posts, 0.0) == posts
