@@ -30,7 +30,7 @@ from bot.remediation.actions.base import (
     report,
     retry_on_conflict,
 )
-from bot.remediation.actions.rollback import REVISION
+from bot.remediation.actions.rollback import revision_of
 from bot.sources.kubernetes import KubeClient, Obj
 
 
@@ -75,10 +75,7 @@ def split(total: int, percent: int) -> Move:
 
 def _side(rs: Obj) -> Side:
     meta = rs["metadata"]
-    try:
-        revision = int((meta.get("annotations") or {}).get(REVISION, "0"))
-    except ValueError:
-        revision = 0
+    revision = revision_of(rs)
     template = (rs.get("spec") or {}).get("template") or {}
     return Side(
         meta["name"],

@@ -77,7 +77,7 @@ class Revision:
         return f"revision {self.number} ({self.image})"
 
 
-def _revision(obj: Obj, annotation: str = REVISION) -> int:
+def revision_of(obj: Obj, annotation: str = REVISION) -> int:
     try:
         return int((obj["metadata"].get("annotations") or {}).get(annotation, "0"))
     except ValueError:
@@ -99,7 +99,7 @@ async def history(client: KubeClient, workload: Obj, kind: str = "Deployment") -
     ]
     revisions = [
         Revision(
-            _revision(rs, wk.revision_annotation),
+            revision_of(rs, wk.revision_annotation),
             rs["metadata"]["name"],
             (rs.get("spec") or {}).get("template") or {},
         )
@@ -125,7 +125,7 @@ class _Step:
 
 
 def _current(wk: WorkloadKind, workload: Obj, revisions: list[Revision]) -> Revision:
-    now = _revision(workload, wk.revision_annotation)
+    now = revision_of(workload, wk.revision_annotation)
     found = next((r for r in revisions if r.number == now), None)
     if found is None and wk.kind == "Rollout":
         # Argo records the live template's hash in status.currentPodHash.
@@ -268,7 +268,7 @@ class RollbackAction:
             return step, updated
 
         step, updated = await retry_on_conflict(attempt)
-        new_revision = _revision(updated, wk.revision_annotation)
+        new_revision = revision_of(updated, wk.revision_annotation)
         image = images_of((updated.get("spec") or {}).get("template") or {})
         await report(progress, f"rolled back {wk.kind} {t.ref} to {step.previous.image}")
         return Outcome(
