@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from fleet_stack import require_binary
 
 from bot.bench import ack, alerts
 from bot.bench.options import BenchOptions
-from bot.bench.report import Section
+from bot.bench.report import Figure
 from bot.console.incoming_webhooks import WebhookPost
 from bot.simulator.alertmanager_runner import find_alertmanager
 from bot.simulator.prometheus_runner import find_prometheus
@@ -17,8 +18,8 @@ from bot.simulator.prometheus_runner import find_prometheus
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 
-def _sane(section: Section, n: int) -> None:
-    for figure in section.figures:
+def _sane(figures: Sequence[Figure], n: int) -> None:
+    for figure in figures:
         assert figure.timing is not None, figure.name
         assert figure.timing.n == n, figure.name
         assert 0 < figure.timing.median <= figure.timing.p99, figure.name
@@ -32,7 +33,7 @@ def test_alerts_section(tmp_path: Path) -> None:
     names = [f.name for f in section.figures]
     assert len(names) == 3 and "Alertmanager" in names[0]
     assert names[1].startswith("bot: first post") and "diagnosis" in names[2]
-    _sane(section, options.alerts)
+    _sane(section.figures, options.alerts)
     am, first, full = (f.timing for f in section.figures)
     assert am is not None and first is not None and full is not None
     # the same alerts of the same run: a diagnosis completes after its alert post lands
@@ -51,8 +52,11 @@ def test_ack_section(tmp_path: Path) -> None:
         "ack: slash command",
         "ack: button click",
         "ack: modal submission",
+        "ack: all three kinds at once",
     ]
-    _sane(section, options.concurrency)
+    *single, mixed = section.figures
+    _sane(single, options.concurrency)
+    _sane([mixed], 3 * options.concurrency)
     for figure in section.figures:
         assert figure.ratio is not None and figure.met is not None
         assert "Prometheus answering at once" in figure.versus
