@@ -71,9 +71,7 @@ def add_to_digest(digest: Digest, joined: list[dict[str, str]]) -> Digest:
     return {"count": digest["count"] + len(joined), "alerts": alerts}
 
 
-def after_telling(digest: Digest, told: Digest) -> Digest:
-    """What is left to say once ``told`` (an earlier read of the digest) was posted."""
-    return {
-        "count": max(digest["count"] - told["count"], 0),
-        "alerts": digest["alerts"][len(told["alerts"]) :],
-    }
+def put_back(untold: Digest, since: Digest) -> Digest:
+    """A digest taken to be told but not told, ahead of what joined after it was taken."""
+    alerts = (untold["alerts"] + since["alerts"])[:DIGEST_MAX]
+    return {"count": untold["count"] + since["count"], "alerts": alerts}

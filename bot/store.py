@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.event import listen
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql import ColumnElement
 
 import bot.incidents as incidents
 
@@ -431,15 +432,22 @@ class Store:
     ) -> list[AlertPost]:
         """Posted posts whose Slack message is behind their state, at most one per channel,
         each taken by one replica and held for ``lease`` (or until ``mark_shown`` sets the
-        next refresh): a slow update is never overtaken by a second one telling the same."""
+        next refresh): a slow update is never overtaken by a second one telling the same.
+
+        The taker also takes the digest of alerts that joined (each returned post's
+        ``digest``; the stored one is emptied in the same conditional update, which holds
+        only while the post's version is the one read): a refresher whose hold ran out
+        before it finished cannot have its digest told a second time by the next one."""
         now = now or utcnow()
         due = or_(AlertPost.refresh_after.is_(None), AlertPost.refresh_after < now)
+        behind_now = and_(
+            AlertPost.ts.is_not(None), AlertPost.version > AlertPost.shown_version, due
+        )
         with self.session() as s:
             behind = list(
                 s.scalars(
                     select(AlertPost)
-                    .where(AlertPost.ts.is_not(None), AlertPost.version > AlertPost.shown_version)
-                    .where(due)
+                    .where(behind_now)
                     .order_by(AlertPost.refresh_after.is_not(None), AlertPost.refresh_after)
                     .limit(100)
                 )
@@ -449,26 +457,43 @@ class Store:
         for post in behind:
             if post.channel in channels:
                 continue  # one update per channel per pass keeps under Slack's pace
+            claimed = self._take(post, behind_now, now + lease)
+            if claimed is not None:
+                channels.add(post.channel)
+                taken.append(claimed)
+        return taken
+
+    def _take(
+        self, post: AlertPost, behind: ColumnElement[bool], until: datetime, tries: int = 3
+    ) -> AlertPost | None:
+        """``post`` held until ``until`` with its digest taken, if it is still behind and
+        due; re-read when alerts joined it meanwhile (its version moved on)."""
+        for _ in range(tries):
             with self.session() as s, s.begin():
                 result = s.execute(
                     update(AlertPost)
-                    .where(AlertPost.id == post.id, due)
-                    .values(refresh_after=now + lease)
+                    .where(AlertPost.id == post.id, AlertPost.version == post.version, behind)
+                    .values(refresh_after=until, digest=None)
                 )
             if result.rowcount:  # type: ignore[attr-defined]
-                channels.add(post.channel)
-                taken.append(post)
-        return taken
+                return post
+            with self.session() as s:
+                again = s.scalar(select(AlertPost).where(AlertPost.id == post.id, behind))
+            if again is None:
+                return None  # shown or held by another replica meanwhile
+            post = again
+        return None
 
     def mark_shown(
         self,
         post_id: int,
         version: int,
-        told: incidents.Digest | None = None,
+        untold: incidents.Digest | None = None,
         next_after: timedelta | None = None,
     ) -> None:
-        """Slack shows ``version`` of the post, and ``told`` was said in its thread; the
-        refresher's hold (see ``claim_refresh``) ends, the next refresh ``next_after``."""
+        """Slack shows ``version`` of the post; the refresher's hold (see
+        ``claim_refresh``) ends, the next refresh ``next_after``. ``untold``: the digest it
+        took but could not say in the thread, put back in front of what joined since."""
         with self.session() as s, s.begin():
             post = s.get(AlertPost, post_id)
             if post is None:
@@ -476,9 +501,9 @@ class Store:
             post.shown_version = max(post.shown_version or 0, version)
             if next_after is not None:
                 post.refresh_after = utcnow() + next_after
-            if told is not None:
+            if untold is not None and untold["count"]:
                 post.digest = json.dumps(
-                    incidents.after_telling(incidents.digest_of(post.digest), told)
+                    incidents.put_back(untold, incidents.digest_of(post.digest))
                 )
 
     # --- action requests -----------------------------------------------------------------

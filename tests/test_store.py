@@ -12,7 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from bot.store import MIGRATIONS, Base, Store
+from bot.incidents import digest_of
+from bot.store import MIGRATIONS, Base, Store, utcnow
 
 
 def alerts(*fingerprints: str) -> list[tuple[str, str, str]]:
@@ -331,3 +332,47 @@ def test_a_database_from_before_versioned_migrations_is_adopted_with_its_rows(
     assert {"ix_alert_posts_group_key", "ix_alert_posts_incident_key"} <= indexes
     opened = store.open_post("new", "C1", "rb", alerts("x"), {}, incident="rb|ns")
     assert opened is not None and not opened.joined
+
+
+def _group(*fingerprints: str) -> dict[str, Any]:
+    return {
+        "alerts": [
+            {"fingerprint": f, "labels": {"alertname": "X", "pod": f}} for f in fingerprints
+        ],
+        "commonLabels": {},
+    }
+
+
+def _posted_incident_with_joiners(store: Store) -> int:
+    """A posted incident that alerts ``b`` and ``c`` joined: its thread owes them a line."""
+    first = store.open_post("g1", "C1", "rb", alerts("a"), _group("a"), incident="rb|ns")
+    assert first is not None
+    store.set_post_ts(first.post_id, "1700000000.000100")
+    joined = store.open_post("g2", "C1", "rb", alerts("b", "c"), _group("b", "c"), incident="rb|ns")
+    assert joined is not None and joined.joined
+    return first.post_id
+
+
+def test_a_refresher_whose_hold_ran_out_leaves_nothing_to_tell_twice(database_url: str) -> None:
+    """Regression: the digest stayed in the row until the teller marked it told, so a
+    refresher slower than its 30-s hold had its joiners told again by the next one."""
+    store = Store(database_url)
+    _posted_incident_with_joiners(store)
+    start = utcnow()
+    (held,) = store.claim_refresh(now=start)
+    assert [a["pod"] for a in digest_of(held.digest)["alerts"]] == ["b", "c"]
+    assert store.claim_refresh(now=start + timedelta(seconds=1)) == []  # held
+    (late,) = store.claim_refresh(now=start + timedelta(seconds=31))  # the hold ran out
+    assert digest_of(late.digest) == {"count": 0, "alerts": []}
+
+
+def test_a_digest_slack_did_not_take_is_told_on_the_next_refresh(database_url: str) -> None:
+    store = Store(database_url)
+    post_id = _posted_incident_with_joiners(store)
+    (held,) = store.claim_refresh()
+    untold = digest_of(held.digest)
+    store.open_post("g3", "C1", "rb", alerts("d"), _group("d"), incident="rb|ns")  # meanwhile
+    store.mark_shown(post_id, held.version or 1, untold=untold, next_after=timedelta(0))
+    (again,) = store.claim_refresh(now=utcnow() + timedelta(seconds=1))
+    assert digest_of(again.digest)["count"] == 3
+    assert [a["pod"] for a in digest_of(again.digest)["alerts"]] == ["b", "c", "d"]
