@@ -325,6 +325,16 @@ class Settings(BaseSettings):
         validation_alias=_env("action_request_ttl_s", "VLLM_CHATOPS_ACTION_TTL"),
         description="How long a recommended-action button stays valid.",
     )
+    resolved_alert_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        validation_alias=_env(
+            "resolved_alert_retention_days", "VLLM_CHATOPS_RESOLVED_ALERT_RETENTION_DAYS"
+        ),
+        description="How long the database keeps an incident's post after its last alert "
+        "resolved (the Slack message itself stays).",
+    )
     runbooks_dir: Path | None = Field(
         default=None,
         validation_alias=_env("runbooks_dir", "VLLM_CHATOPS_RUNBOOKS_DIR"),

@@ -427,6 +427,18 @@ class Store:
                     closed.append(post)
         return closed
 
+    def forget_resolved(self, older_than: timedelta) -> int:
+        """Drop incidents' posts whose alerts all resolved more than ``older_than`` ago:
+        nothing joins or updates them any more, and the table would grow with every
+        incident for ever."""
+        with self.session() as s, s.begin():
+            result = s.execute(
+                delete(AlertPost).where(
+                    AlertPost.status == "resolved", AlertPost.resolved_at < utcnow() - older_than
+                )
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
     def claim_refresh(
         self, lease: timedelta = timedelta(seconds=30), now: datetime | None = None
     ) -> list[AlertPost]:

@@ -376,3 +376,17 @@ def test_a_digest_slack_did_not_take_is_told_on_the_next_refresh(database_url: s
     (again,) = store.claim_refresh(now=utcnow() + timedelta(seconds=1))
     assert digest_of(again.digest)["count"] == 3
     assert [a["pod"] for a in digest_of(again.digest)["alerts"]] == ["b", "c", "d"]
+
+
+def test_long_resolved_posts_are_forgotten_and_open_ones_kept(database_url: str) -> None:
+    store = Store(database_url)
+    gone = store.open_post("g1", "C1", "rb", alerts("a"), _group("a"), incident="rb|a")
+    firing = store.open_post("g2", "C1", "rb", alerts("b"), _group("b"), incident="rb|b")
+    assert gone is not None and firing is not None
+    assert [p.id for p in store.resolve(["a"])] == [gone.post_id]
+    assert store.forget_resolved(timedelta(days=30)) == 0  # resolved just now: kept
+    assert store.forget_resolved(timedelta(0)) == 1
+    assert store.post(gone.post_id) is None and store.post(firing.post_id) is not None
+    # the same alert firing again opens a new post
+    again = store.open_post("g1", "C1", "rb", alerts("a"), _group("a"), incident="rb|a")
+    assert again is not None and again.post_id != gone.post_id and not again.joined

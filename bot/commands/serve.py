@@ -107,9 +107,9 @@ def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
     """Scheduled work, run by the one replica holding the scheduler lease: every few
     seconds, due verification re-checks, unposted alerts, incidents' posts behind their
     state and Slack writes still pending; every minute, request expiry and forgetting old
-    Slack request signatures and settled writes. The work itself is in the database and
-    claimed row by row, so a restart or a dead leader loses nothing: the next leader
-    (within the lease's 10 s) carries on."""
+    Slack request signatures, settled writes and long-resolved incidents' posts. The
+    work itself is in the database and claimed row by row, so a restart or a dead leader
+    loses nothing: the next leader (within the lease's 10 s) carries on."""
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults=POLL_DEFAULTS)
     quiet_skips(logging.getLogger("apscheduler.scheduler"))
 
@@ -126,6 +126,8 @@ def start_scheduler(svc: Services, leadership: Leadership) -> AsyncIOScheduler:
         await asyncio.to_thread(remediation.expire_requests)
         await asyncio.to_thread(svc.store.forget_seen, timedelta(minutes=10))
         await asyncio.to_thread(svc.outbox.ledger.prune, timedelta(days=1))
+        kept = timedelta(days=svc.settings.resolved_alert_retention_days)
+        await asyncio.to_thread(svc.store.forget_resolved, kept)
 
     async def resend() -> None:
         await svc.outbox.resend_due()
