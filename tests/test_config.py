@@ -36,6 +36,7 @@ ENV_VARS = (
     "VLLM_CHATOPS_ACTION_TTL",
     "VLLM_CHATOPS_VERIFY_AFTER",
     "VLLM_CHATOPS_POLICY",
+    "VLLM_CHATOPS_RESOLVED_ALERT_RETENTION_DAYS",
 )
 # Settings reads the environment case-insensitively; fields without a conventional name
 # read VLLM_CHATOPS_<FIELD> (JSON): clear every spelling so the host cannot leak in.
@@ -55,6 +56,7 @@ FIELDS = (
     "prometheus_url",
     "query_timeout_s",
     "recording_rules",
+    "resolved_alert_retention_days",
     "routes",
     "runbooks_dir",
     "scale_headroom",
@@ -162,6 +164,12 @@ def test_defaults() -> None:
         ),
         ("VLLM_CHATOPS_ALERTS_TOKEN", "alerts_token", "s3cret-alerts", "s3cret-alerts"),
         ("VLLM_CHATOPS_DEFAULT_CHANNEL", "default_channel", "C0123ABCD", "C0123ABCD"),
+        (
+            "VLLM_CHATOPS_RESOLVED_ALERT_RETENTION_DAYS",
+            "resolved_alert_retention_days",
+            "90",
+            "90",
+        ),
     ],
 )
 def test_each_environment_variable_is_read(
