@@ -264,6 +264,17 @@ def test_canary_watches_are_read_in_the_scopes_cluster_and_namespace(tmp_path: P
     assert canary_watches(book, Scope(cluster="staging")) == ()
 
 
+def test_a_watch_started_without_a_cluster_counts_in_the_default_one(tmp_path: Path) -> None:
+    """Regression: a scope naming the implicit cluster (`cluster=default`) did not find
+    the watches started without one, which run there."""
+    book = Watches(Store(f"sqlite:///{tmp_path / 'bot.db'}"))
+    book.start("inference/llama", None, "C1", "U1")
+    named = canary_watches(book, Scope(cluster="default"), default_cluster="default")
+    assert not isinstance(named, Missing)
+    assert [w.target for w in named] == ["inference/llama"]
+    assert canary_watches(book, Scope(cluster="staging"), default_cluster="default") == ()
+
+
 def test_unreadable_canary_watches_are_missing(tmp_path: Path) -> None:
     book = Watches(Store(f"sqlite:///{tmp_path / 'bot.db'}"))
     (tmp_path / "bot.db").unlink()

@@ -74,6 +74,7 @@ async def open_sources(
             audit=audit_log(settings) if audit is None else audit,
             runbooks=runbook_ids(settings),
             watches=watches,
+            default_cluster=settings.effective_clusters()[0].name,
         )
     finally:
         await prometheus.aclose()

@@ -275,9 +275,12 @@ def rollbacks(audit: AuditLog, since: datetime, scope: Scope) -> tuple[RollbackR
     return tuple(sorted(runs, key=lambda r: r.started))
 
 
-def canary_watches(watches: WatchesAPI, scope: Scope) -> tuple[CanaryWatch, ...] | Missing:
+def canary_watches(
+    watches: WatchesAPI, scope: Scope, default_cluster: str | None = None
+) -> tuple[CanaryWatch, ...] | Missing:
     """The canary watches in the scope's cluster and namespace (when it names them),
-    active ones first, then the newest."""
+    active ones first, then the newest. A watch started without a cluster runs in
+    ``default_cluster`` (the first configured one) and is counted there."""
     try:
         read = {w.id: w for w in [*watches.recent(WATCHES_READ), *watches.active()]}
     except (SQLAlchemyError, OSError) as exc:
@@ -296,6 +299,6 @@ def canary_watches(watches: WatchesAPI, scope: Scope) -> tuple[CanaryWatch, ...]
         )
         for w in read.values()
         if not (namespace and w.namespace != namespace)
-        and not (scope.cluster and w.cluster != scope.cluster)
+        and not (scope.cluster and (w.cluster or default_cluster) != scope.cluster)
     ]
     return tuple(sorted(found, key=lambda w: (not w.active, -w.id)))

@@ -94,6 +94,7 @@ class Sources:
     watches: gather.WatchesAPI | Missing = NO_WATCHES  # the bot's canary watches
     window: str | None = None  # overrides the items' rate window
     lookback: str | None = None  # overrides the capacity item's lookback
+    default_cluster: str | None = None  # where a watch started without a cluster runs
     _reads: dict[tuple[Any, ...], asyncio.Task[Any]] = field(default_factory=dict)
 
     def once(self, key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> Awaitable[T]:
@@ -183,7 +184,9 @@ async def _measure(rule: kinds.Measure, src: Sources, now: datetime) -> Decision
             watches = (
                 book
                 if isinstance(book, Missing)
-                else await asyncio.to_thread(gather.canary_watches, book, scope)
+                else await asyncio.to_thread(
+                    gather.canary_watches, book, scope, src.default_cluster
+                )
             )
             return decide.canary(rule, rollouts, watches, now)
     raise AssertionError(f"no decision for {rule!r}")  # pragma: no cover
