@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+NOISY_LIBRARIES = ("apscheduler", "httpx", "httpcore")  # routine lines at INFO
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,5 +31,8 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # APScheduler logs every run of every job at INFO: several lines a second that bury
-    # what the bot itself says. Its warnings (missed runs, job errors) still show.
-    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+    # what the bot itself says. Its warnings (missed runs, job errors) still show. And
+    # httpx logs every request at INFO: ten lines a diagnosis, one per Prometheus query. A
+    # failed query is reported by the bot itself, with what it was for.
+    for chatty in NOISY_LIBRARIES:
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

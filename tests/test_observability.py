@@ -108,13 +108,17 @@ def _message() -> Message:
     return Message(text="hello", blocks=[])
 
 
-def test_the_schedulers_routine_runs_do_not_flood_the_log() -> None:
-    from bot.logs import configure
+def test_routine_library_lines_do_not_flood_the_log() -> None:
+    """The scheduler's every run and the HTTP client's every request stay out of the log;
+    their warnings and the bot's own lines stay in."""
+    from bot.logs import NOISY_LIBRARIES, configure
 
     configure("text")
     try:
-        assert not logging.getLogger("apscheduler.executors.default").isEnabledFor(logging.INFO)
-        assert logging.getLogger("apscheduler").isEnabledFor(logging.WARNING)
+        for name in ("apscheduler.executors.default", "httpx", "httpcore.connection"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
         assert logging.getLogger("bot").isEnabledFor(logging.INFO)
     finally:
-        logging.getLogger("apscheduler").setLevel(logging.NOTSET)
+        for name in NOISY_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.NOTSET)
