@@ -15,12 +15,11 @@ from bot.diagnosis.runbooks import Runbook
 from bot.models import CheckResult, Diagnosis, Scope
 from bot.slack.charts import CHARTS, fill, label_series, render_png
 from bot.slack.diagnosis_blocks import diagnosis_message, progress_message
+from bot.slack.progress_edits import ProgressEdits
 from bot.slack.services import Services
 from bot.sources.prometheus import MetricsError, PrometheusSource
 
 log = logging.getLogger(__name__)
-
-UPDATE_EVERY_S = 1.0  # chat.update is rate limited: at most one progress edit a second
 
 
 async def diagnose_to_slack(
@@ -43,20 +42,22 @@ async def diagnose_to_slack(
         channel, progress_message(runbook.title, scope, [], total), thread_ts, key=key
     )
     done: list[CheckResult] = []
-    last_update = 0.0
+    progress = None
+    if ts is not None:
+        shown = ts
+        progress = ProgressEdits(lambda message: svc.outbox.update(channel, shown, message))
 
-    async def on_check(result: CheckResult, finished: int, count: int) -> None:
-        nonlocal last_update
+    def on_check(result: CheckResult, finished: int, count: int) -> None:
         done.append(result)
-        now = time.monotonic()
-        if ts and finished < count and now - last_update >= UPDATE_EVERY_S:
-            last_update = now
-            await svc.outbox.update(
-                channel, ts, progress_message(runbook.title, scope, done, total)
-            )
+        if progress is not None and finished < count:
+            progress.show(progress_message(runbook.title, scope, done, total))
 
     started = time.monotonic()
-    d = await diagnose(runbook, scope, metrics, svc.options, on_check)
+    try:
+        d = await diagnose(runbook, scope, metrics, svc.options, on_check)
+    finally:
+        if progress is not None:
+            progress.close()
     svc.metrics.diagnosis_seconds.labels(runbook.id).observe(time.monotonic() - started)
     # each action offered in the cluster whose data justified it, refused anywhere else
     request_ids = [
