@@ -57,7 +57,7 @@ async def diagnose_to_slack(
         d = await diagnose(runbook, scope, metrics, svc.options, on_check)
     finally:
         if progress is not None:
-            progress.close()
+            await progress.aclose()
     svc.metrics.diagnosis_seconds.labels(runbook.id).observe(time.monotonic() - started)
     # each action offered in the cluster whose data justified it, refused anywhere else
     request_ids = [

@@ -30,6 +30,7 @@ class ProgressEdits:
         self._next_at = time.monotonic() + every_s
         self._latest: Message | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sending = False
         self._closed = False
 
     def show(self, message: Message) -> None:
@@ -39,11 +40,20 @@ class ProgressEdits:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._edits())
 
-    def close(self) -> None:
-        """No more progress: what was not sent is dropped (the final content follows; an
-        edit already on its way is overtaken by it in the outbox's slot for the message)."""
+    async def aclose(self) -> None:
+        """No more progress: what was not sent is dropped, and an edit on its way is let
+        finish first, so the final content, sent after this, is the message's last write
+        (an edit recorded after it would leave the message showing progress)."""
         self._closed = True
         self._latest = None
+        task = self._task
+        if task is None or task.done():
+            return
+        if self._sending:
+            await task
+        else:  # still waiting for its turn: nothing of it reached the outbox
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # our cancel, not the caller's
 
     async def _edits(self) -> None:
         while self._latest is not None:
@@ -52,7 +62,10 @@ class ProgressEdits:
             if message is None or self._closed:
                 return
             self._next_at = time.monotonic() + self._every_s
+            self._sending = True
             try:
                 await self._send(message)
             except Exception:  # a progress edit is worth a log line, never the operation
                 log.exception("progress edit failed")
+            finally:
+                self._sending = False
