@@ -41,6 +41,18 @@ from sqlalchemy.sql import ColumnElement
 
 import bot.incidents as incidents
 
+GUARDED_TRIES = 5  # a conditional write of a post re-read this often when it changed meanwhile
+
+
+def _as_read(post: AlertPost) -> tuple[ColumnElement[bool], ...]:
+    """The post's row still as ``post`` read it: joins bump the version; a refresher's
+    take and a put-back change only the digest."""
+    return (
+        AlertPost.id == post.id,
+        AlertPost.version == post.version,
+        AlertPost.digest.is_not_distinct_from(post.digest),
+    )
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -334,15 +346,30 @@ class Store:
                     s.flush()
                     joined = False
                 else:
-                    post.payload = json.dumps(incidents.merge(json.loads(post.payload), payload))
-                    post.alerts_firing = (post.alerts_firing or 0) + len(fresh)
-                    post.version = (post.version or 1) + 1
-                    post.digest = json.dumps(
-                        incidents.add_to_digest(
-                            incidents.digest_of(post.digest),
-                            incidents.digest_entries(payload, fingerprints),
+                    entries = incidents.digest_entries(payload, fingerprints)
+                    for _ in range(GUARDED_TRIES):
+                        joined_now = s.execute(
+                            update(AlertPost)
+                            .where(*_as_read(post))
+                            .values(
+                                payload=json.dumps(
+                                    incidents.merge(json.loads(post.payload), payload)
+                                ),
+                                alerts_firing=(post.alerts_firing or 0) + len(fresh),
+                                version=(post.version or 1) + 1,
+                                digest=json.dumps(
+                                    incidents.add_to_digest(
+                                        incidents.digest_of(post.digest), entries
+                                    )
+                                ),
+                            )
+                            .execution_options(synchronize_session=False)
                         )
-                    )
+                        if joined_now.rowcount:  # type: ignore[attr-defined]
+                            break
+                        s.refresh(post)  # a refresher took its digest meanwhile: read again
+                    else:
+                        raise RuntimeError(f"alert post {post.id} kept changing; try again")
                     joined = True
                 for fingerprint, alertname, starts_at in fresh:
                     s.add(
@@ -434,7 +461,12 @@ class Store:
         with self.session() as s, s.begin():
             result = s.execute(
                 delete(AlertPost).where(
-                    AlertPost.status == "resolved", AlertPost.resolved_at < utcnow() - older_than
+                    AlertPost.status == "resolved",
+                    AlertPost.resolved_at < utcnow() - older_than,
+                    # a state a race left behind would block the delete (foreign key)
+                    ~select(AlertState.fingerprint)
+                    .where(AlertState.post_id == AlertPost.id)
+                    .exists(),
                 )
             )
             return int(result.rowcount)  # type: ignore[attr-defined]
@@ -484,7 +516,7 @@ class Store:
             with self.session() as s, s.begin():
                 result = s.execute(
                     update(AlertPost)
-                    .where(AlertPost.id == post.id, AlertPost.version == post.version, behind)
+                    .where(*_as_read(post), behind)
                     .values(refresh_after=until, digest=None)
                 )
             if result.rowcount:  # type: ignore[attr-defined]
@@ -496,16 +528,9 @@ class Store:
             post = again
         return None
 
-    def mark_shown(
-        self,
-        post_id: int,
-        version: int,
-        untold: incidents.Digest | None = None,
-        next_after: timedelta | None = None,
-    ) -> None:
+    def mark_shown(self, post_id: int, version: int, next_after: timedelta | None = None) -> None:
         """Slack shows ``version`` of the post; the refresher's hold (see
-        ``claim_refresh``) ends, the next refresh ``next_after``. ``untold``: the digest it
-        took but could not say in the thread, put back in front of what joined since."""
+        ``claim_refresh``) ends, the next refresh ``next_after``."""
         with self.session() as s, s.begin():
             post = s.get(AlertPost, post_id)
             if post is None:
@@ -513,10 +538,27 @@ class Store:
             post.shown_version = max(post.shown_version or 0, version)
             if next_after is not None:
                 post.refresh_after = utcnow() + next_after
-            if untold is not None and untold["count"]:
-                post.digest = json.dumps(
-                    incidents.put_back(untold, incidents.digest_of(post.digest))
+
+    def put_back_digest(self, post_id: int, untold: incidents.Digest) -> None:
+        """A digest a refresher took (see ``claim_refresh``) but did not say in the thread,
+        put back in front of what joined since."""
+        if not untold["count"]:
+            return
+        with self.session() as s, s.begin():
+            for _ in range(GUARDED_TRIES):
+                post = s.get(AlertPost, post_id, populate_existing=True)
+                if post is None:
+                    return
+                digest = incidents.put_back(untold, incidents.digest_of(post.digest))
+                result = s.execute(
+                    update(AlertPost)
+                    .where(*_as_read(post))
+                    .values(digest=json.dumps(digest))
+                    .execution_options(synchronize_session=False)
                 )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    return
+        raise RuntimeError(f"alert post {post_id} kept changing; its digest was not put back")
 
     # --- action requests -----------------------------------------------------------------
 

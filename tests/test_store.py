@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 
 from bot.incidents import digest_of
 from bot.store import MIGRATIONS, Base, Store, utcnow
@@ -372,7 +372,8 @@ def test_a_digest_slack_did_not_take_is_told_on_the_next_refresh(database_url: s
     (held,) = store.claim_refresh()
     untold = digest_of(held.digest)
     store.open_post("g3", "C1", "rb", alerts("d"), _group("d"), incident="rb|ns")  # meanwhile
-    store.mark_shown(post_id, held.version or 1, untold=untold, next_after=timedelta(0))
+    store.mark_shown(post_id, held.version or 1, next_after=timedelta(0))
+    store.put_back_digest(post_id, untold)
     (again,) = store.claim_refresh(now=utcnow() + timedelta(seconds=1))
     assert digest_of(again.digest)["count"] == 3
     assert [a["pod"] for a in digest_of(again.digest)["alerts"]] == ["b", "c", "d"]
@@ -390,3 +391,27 @@ def test_long_resolved_posts_are_forgotten_and_open_ones_kept(database_url: str)
     # the same alert firing again opens a new post
     again = store.open_post("g1", "C1", "rb", alerts("a"), _group("a"), incident="rb|a")
     assert again is not None and again.post_id != gone.post_id and not again.joined
+
+
+def test_a_join_racing_a_refreshers_take_does_not_bring_the_taken_digest_back(
+    database_url: str,
+) -> None:
+    """Regression: a join read the post, a refresher took its digest, and the join wrote
+    the digest it had read plus its own alerts back: the taken ones were told twice."""
+    store, refresher = Store(database_url), Store(database_url)
+    _posted_incident_with_joiners(store)
+    taken: list[Any] = []
+
+    def take_first(*args: Any) -> None:  # between the join's read and its write
+        statement = str(args[2]).lstrip().upper()
+        if statement.startswith("UPDATE ALERT_POSTS") and not taken:
+            taken.extend(refresher.claim_refresh())
+
+    event.listen(store.engine, "before_cursor_execute", take_first)
+    try:
+        store.open_post("g3", "C1", "rb", alerts("d"), _group("d"), incident="rb|ns")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", take_first)
+    assert [[a["pod"] for a in digest_of(p.digest)["alerts"]] for p in taken] == [["b", "c"]]
+    (later,) = refresher.claim_refresh(now=utcnow() + timedelta(seconds=31))
+    assert [a["pod"] for a in digest_of(later.digest)["alerts"]] == ["d"]

@@ -184,14 +184,20 @@ async def refresh(svc: Services) -> int:
         assert post.ts is not None
         runbook = svc.runbooks.get(post.runbook) if post.runbook else None
         joined = digest_of(post.digest)  # taken with the claim: told by this pass only
-        if not await svc.outbox.update(post.channel, post.ts, post_message(post, runbook)):
-            # Slack refused for good (the post was deleted?): stop trying this version
-            svc.store.mark_shown(post.id, post.version or 1, untold=joined, next_after=pace)
-            continue
-        if joined["count"]:
-            message = joined_message(joined["count"], joined["alerts"])
-            await svc.outbox.post(post.channel, message, thread_ts=post.ts)
-        svc.store.mark_shown(post.id, post.version or 1, next_after=pace)
+        told = False
+        try:
+            if not await svc.outbox.update(post.channel, post.ts, post_message(post, runbook)):
+                # Slack refused for good (the post was deleted?): stop trying this version
+                svc.store.mark_shown(post.id, post.version or 1, next_after=pace)
+                continue
+            if joined["count"]:
+                message = joined_message(joined["count"], joined["alerts"])
+                await svc.outbox.post(post.channel, message, thread_ts=post.ts)
+            told = True
+            svc.store.mark_shown(post.id, post.version or 1, next_after=pace)
+        finally:
+            if not told:  # refused, failed or cancelled: the next refresh tells them
+                svc.store.put_back_digest(post.id, joined)
     return len(due)
 
 
