@@ -29,6 +29,7 @@ from bot.demo.stack import DemoStack
 from bot.slack import ids
 
 GOAL_S = 0.1
+QUIET_S = 1.0  # no Slack write for this long: the bot's handed-off work is done
 USER = "U0ONCALL"  # the console's on-call engineer: holds every grant
 KINDS = ("slash command", "button click", "modal submission")
 MIXED = "all three kinds at once"
@@ -162,8 +163,10 @@ async def _once(target: Target, body: str) -> None:
         raise RuntimeError(f"the bot answered {answer.status}")
 
 
-def settle(workspace: Workspace, quiet_s: float = 1.0, timeout_s: float = 60.0) -> None:
-    """Until the bot has written nothing to Slack for ``quiet_s`` (its background work done)."""
+def settle(workspace: Workspace, quiet_s: float = 1.0, timeout_s: float = 90.0) -> None:
+    """Until the bot has written nothing to Slack for ``quiet_s`` (its background work
+    done: ``quiet_s`` must outlast the longest silent stretch of that work, such as a
+    query to a late Prometheus)."""
     deadline = time.monotonic() + timeout_s
     count, since = len(workspace.calls), time.monotonic()
     while time.monotonic() < deadline:
@@ -173,17 +176,18 @@ def settle(workspace: Workspace, quiet_s: float = 1.0, timeout_s: float = 60.0) 
             count, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet_s:
             return
+    raise TimeoutError(f"the bot was still writing to Slack after {timeout_s:g} s")
 
 
 def bursts(
-    workspace: Workspace, target: Target, n: int, progress: Progress, label: str
+    workspace: Workspace, target: Target, n: int, progress: Progress, label: str, quiet_s: float
 ) -> dict[str, Timing]:
     """One burst of each kind, then one of all three kinds together; each once the bot
     has finished the work the burst before handed off (50 diagnoses or plans still
     running would otherwise be timed as the next kind's)."""
     out = {}
     for kind, kinds in [*((k, (k,)) for k in KINDS), (MIXED, KINDS)]:
-        settle(workspace)
+        settle(workspace, quiet_s)
         progress(f"{label}: {n} × {kind}")
         out[kind] = Timing.of(asyncio.run(burst(workspace, target, kinds, n)))
     return out
@@ -202,16 +206,14 @@ def run(options: BenchOptions, progress: Progress) -> Section:
             workspace, proxy = stack.console.workspace, proxies[0]
             channel = stack.console.default_channel.id
             target = offered(stack, workspace, channel, stack.console.signing_secret)
-            bursts(workspace, target, 3, progress, "warm-up")
-            fast = bursts(workspace, target, options.concurrency, progress, "Prometheus at once")
-            proxy.delay_s = options.prometheus_delay_s
-            slow = bursts(
-                workspace,
-                target,
-                options.concurrency,
-                progress,
-                f"Prometheus {options.prometheus_delay_s:g} s late",
-            )
+            bursts(workspace, target, 3, progress, "warm-up", QUIET_S)
+            n = options.concurrency
+            fast = bursts(workspace, target, n, progress, "Prometheus at once", QUIET_S)
+            late = options.prometheus_delay_s
+            settle(workspace, QUIET_S)
+            proxy.delay_s = late
+            # the work a burst hands off is silent while Prometheus is late
+            slow = bursts(workspace, target, n, progress, f"Prometheus {late:g} s late", late + 1)
     finally:
         for proxy in proxies:
             proxy.stop()
@@ -231,7 +233,8 @@ def run(options: BenchOptions, progress: Progress) -> Section:
         ),
         notes=(
             "3 requests of each kind were sent first as a warm-up, not counted.",
-            "Each burst starts once the bot has written nothing to Slack for a second: the "
-            "work the burst before it handed off (diagnoses, plans) has finished.",
+            "Each burst starts once the bot has written nothing to Slack for a second (for "
+            "the Prometheus delay and a second while Prometheus is late): the work the "
+            "burst before it handed off (diagnoses, plans) has finished.",
         ),
     )
